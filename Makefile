@@ -1,0 +1,38 @@
+# Two entry points (see README): `make demo` runs the main job, `make test` runs the suite.
+# Each creates or refreshes its own virtual environment in .venv and installs the
+# CPU build of torch 2.13.0 explicitly before the package itself.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: venv test lint demo bench bench-setup clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(PY) -m ruff check src tests benchmarks examples
+
+test: venv lint
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) examples/quickstart.py
+
+bench-setup: venv
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet --no-deps encodec==0.1.1 descript-audio-codec==1.0.0
+
+bench: bench-setup
+	$(PY) benchmarks/bench_rate_distortion.py --out benchmarks/results/rate_distortion.json
+	$(PY) benchmarks/bench_speed.py --out benchmarks/results/speed.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

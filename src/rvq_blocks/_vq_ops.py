@@ -1,0 +1,155 @@
+"""Tensor kernels behind :class:`~rvq_blocks.ResidualVQ`: lookup, k-means, beam search, rotation.
+
+Everything here works on flattened vectors ``(N, D)`` and never builds an ``(N, K, D)``
+temporary: distances are ``|c|^2 - 2 z.c`` from one matrix product (``|z|^2`` is constant per
+row and does not change the argmin).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
+    """Index of the closest code for every row.
+
+    Args:
+        z: Vectors, ``(N, D)``.
+        codebook: Codes, ``(K, D)``.
+        cosine: Compare directions (L2-normalised vectors and codes) instead of positions.
+
+    Returns:
+        ``(N,)`` int64 indices.
+    """
+    if cosine:
+        sim = F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).t()  # (N, K)
+        return sim.argmax(dim=-1)
+    c_sq = codebook.pow(2).sum(dim=-1)  # (K,)
+    dist = torch.addmm(c_sq, z, codebook.t(), beta=1.0, alpha=-2.0)  # (N, K), |z|^2 dropped
+    return dist.argmin(dim=-1)
+
+
+def weighted_counts(indices: Tensor, weights: Tensor, size: int) -> Tensor:
+    """Histogram of ``indices`` with per-row ``weights``; static shape, no host sync."""
+    return torch.zeros(size, dtype=weights.dtype, device=weights.device).index_add_(
+        0, indices, weights
+    )
+
+
+def perplexity(counts: Tensor, eps: float = 1e-12) -> Tensor:
+    """``exp(entropy)`` of the distribution proportional to ``counts`` along the last axis."""
+    p = counts / counts.sum(dim=-1, keepdim=True).clamp_min(eps)
+    return torch.exp(-torch.special.xlogy(p, p).sum(dim=-1))
+
+
+def sample_rows(z: Tensor, weights: Tensor, num: int) -> Tensor:
+    """``num`` rows of ``z`` drawn with probability proportional to ``weights`` (with replacement).
+
+    When every weight is zero the draw is uniform; callers gate the use of the result on
+    ``weights.sum() > 0``, so no host synchronisation is needed.
+    """
+    probs = weights + (weights.sum() <= 0).to(weights.dtype)
+    idx = torch.multinomial(probs, num, replacement=True)  # (num,)
+    return z[idx]
+
+
+def kmeans(
+    z: Tensor,
+    num_clusters: int,
+    iters: int,
+    cosine: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means on the rows of ``z``, memory ``O(N K)``.
+
+    Centroids start from distinct random rows (with replacement when ``N < K``); a cluster
+    that empties is re-seeded from a random row, so every returned code is data-dependent.
+
+    Args:
+        z: Finite vectors, ``(N, D)``, ``N >= 1``.
+        num_clusters: ``K``.
+        iters: Lloyd iterations (0 returns the random seeding).
+        cosine: Assign by direction (spherical k-means); centroids stay plain means.
+        generator: Optional RNG for reproducible seeding.
+
+    Returns:
+        ``(centroids (K, D), counts (K,))``, counts from the final assignment.
+    """
+    n = z.shape[0]
+    if n >= num_clusters:
+        start = torch.randperm(n, device=z.device, generator=generator)[:num_clusters]
+    else:
+        start = torch.randint(0, n, (num_clusters,), device=z.device, generator=generator)
+    centroids = z[start].clone()
+    ones = torch.ones(n, dtype=z.dtype, device=z.device)
+    for _ in range(iters):
+        assign = nearest(z, centroids, cosine)
+        counts = weighted_counts(assign, ones, num_clusters)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, z)
+        empty = counts == 0
+        reseed = z[torch.randint(0, n, (num_clusters,), device=z.device, generator=generator)]
+        centroids = torch.where(empty[:, None], reseed, sums / counts.clamp_min(1)[:, None])
+    counts = weighted_counts(nearest(z, centroids, cosine), ones, num_clusters)
+    return centroids, counts
+
+
+def beam_search(z: Tensor, code_vectors: list[Tensor], beam_size: int) -> Tensor:
+    """Choose one code per stage to minimise the total squared reconstruction error.
+
+    Keeps the ``beam_size`` best partial sums per vector through the stages (greedy residual
+    quantization is ``beam_size=1``).
+
+    Args:
+        z: Target vectors, ``(N, D)``.
+        code_vectors: Per stage, the ``(K, D)`` vectors each code adds to the reconstruction.
+        beam_size: Candidates kept per vector.
+
+    Returns:
+        ``(N, Q)`` int64 indices of the best path.
+    """
+    n, d = z.shape
+    residual = z[:, None, :]  # (N, b, D), b = 1 to start
+    error = residual.pow(2).sum(dim=-1)  # (N, b)
+    paths = torch.zeros(n, 1, 0, dtype=torch.long, device=z.device)  # (N, b, q)
+    for codes in code_vectors:
+        k = codes.shape[0]
+        b = residual.shape[1]
+        dots = torch.matmul(residual, codes.t())  # (N, b, K)
+        cand = error[..., None] - 2.0 * dots + codes.pow(2).sum(dim=-1)  # (N, b, K)
+        top = cand.reshape(n, b * k).topk(min(beam_size, b * k), dim=-1, largest=False)
+        parent, code = top.indices // k, top.indices % k  # (N, b')
+        residual = residual.gather(1, parent[..., None].expand(-1, -1, d)) - codes[code]
+        error = residual.pow(2).sum(dim=-1)  # exact, no drift through the stages
+        paths = torch.cat(
+            [paths.gather(1, parent[..., None].expand(-1, -1, paths.shape[-1])), code[..., None]],
+            dim=-1,
+        )
+    best = error.argmin(dim=-1)  # (N,)
+    return paths[torch.arange(n, device=z.device), best]
+
+
+def rotation_trick(z: Tensor, q: Tensor, eps: float = 1e-6) -> Tensor:
+    """Rotation-trick estimator (Fifty et al. 2024, arXiv:2410.06424): value ``q``, gradient ``sg(λR)``.
+
+    ``R`` is the rotation taking ``z``'s direction to ``q``'s, ``λ = |q| / |z|``, both treated as
+    constants, so the gradient reaching ``z`` is rotated and rescaled rather than copied.
+    Uses the Householder form ``R v = v - 2 (v.r) r + 2 (v.u) w`` with ``u = ẑ``, ``w = q̂``,
+    ``r = (u + w) / |u + w|``.
+
+    Shape:
+        ``z``, ``q`` and the output: ``(N, D)``.
+    """
+    z_norm = z.detach().norm(dim=-1, keepdim=True)
+    q_norm = q.detach().norm(dim=-1, keepdim=True)
+    u = z.detach() / z_norm.clamp_min(eps)
+    w = q.detach() / q_norm.clamp_min(eps)
+    r = F.normalize(u + w, dim=-1, eps=eps)
+    # A (near-)zero input has no direction: fall back to the plain straight-through gradient.
+    degenerate = z_norm <= eps
+    scale = torch.where(degenerate, torch.ones_like(z_norm), q_norm / z_norm.clamp_min(eps))
+    rotated = z - 2.0 * (z * r).sum(-1, keepdim=True) * r + 2.0 * (z * u).sum(-1, keepdim=True) * w
+    out = torch.where(degenerate, z, scale * rotated)
+    # Value exactly q (the formula equals q only up to rounding), gradient that of ``out``.
+    return q.detach() + (out - out.detach())

@@ -1,0 +1,343 @@
+"""Loss balancer: weights as gradient fractions at the model output (EnCodec/AudioCraft)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = ["LossBalancer"]
+
+_OWNER = "LossBalancer"
+
+
+def _default_reduce(x: Tensor) -> Tensor:
+    """Average across ranks when torch.distributed is initialised; identity otherwise."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x / dist.get_world_size()
+    return x
+
+
+class LossBalancer(nn.Module):
+    """Combine named losses into one backward, by fixed weights or by gradient fractions.
+
+    With ``balance_grads=True`` (EnCodec/AudioCraft semantics), given the model output ``y``
+    and losses ``l_i(y)``, :meth:`backward`:
+
+    1. computes each ``g_i = d l_i / d y`` with ``torch.autograd.grad`` (through the loss
+       graph only, not the model);
+    2. measures ``n_i = mean_b ||g_i[b]||_2`` (``||g_i||_2`` with ``per_batch_item=False``),
+       averages it across ranks, and updates a bias-corrected EMA ``avg_i``
+       (``sum <- decay * sum + n_i``, ``weight <- decay * weight + 1``, ``avg_i = sum /
+       weight``, so the first step uses ``n_i`` itself rather than a value shrunk towards 0);
+    3. backpropagates ``G = sum_i total_norm * (w_i / sum_j w_j) * g_i / (eps + avg_i)``
+       through the model in **one** backward, together with the ``unbalanced`` losses, which
+       are added as they are.
+
+    Each loss thus supplies on average a fraction ``w_i / sum_j w_j`` of a gradient of norm
+    ``total_norm`` at ``y``, whatever its own scale: ``{"recon": 1, "percept": 3}`` means 25%
+    of the gradient comes from ``recon`` even if ``percept`` is 1000x larger. Losses that do
+    not depend on ``y`` (VQ commitment/codebook losses live in latent space) must go in
+    ``unbalanced``. With ``balance_grads=False`` the total is the plain ``sum_i w_i l_i +
+    sum unbalanced`` and one ``backward`` is run on it.
+
+    Non-finite losses (or gradients at ``y``) never reach the parameters: ``backward`` raises
+    a ``FloatingPointError`` naming them, or with ``nonfinite="skip"`` runs no backward,
+    leaves the EMA untouched, counts the step in ``num_skipped`` and reports it in
+    :attr:`metrics`. This check reads values, so ``backward`` synchronises once with the
+    device. In ``eval()`` mode the EMA is frozen and used as is.
+
+    Args:
+        weights: Name -> weight ``>= 0``, positive sum. The names fix the set of losses that
+            ``backward`` expects and the order of the buffers.
+        balance_grads: Gradient balancing (``True``) or static weights (``False``).
+        total_norm: Target norm of the balanced gradient at ``y``.
+        ema_decay: Decay of the norm EMA, in ``[0, 1)``.
+        per_batch_item: Norms per batch item, then averaged (``True``), or over the whole
+            tensor.
+        eps: Added to the EMA norm in the denominator.
+        nonfinite: ``"raise"`` or ``"skip"`` on a non-finite loss or gradient.
+        reduce_fn: Averages a tensor of per-loss norms across workers. ``None``: mean over
+            ranks with ``all_reduce`` when ``torch.distributed`` is initialised, no collective
+            otherwise. Every rank must call ``backward`` the same number of times.
+        device: Factory argument for the buffers.
+        dtype: Factory argument for the EMA buffers.
+
+    Raises:
+        ValueError: On invalid options; in ``backward``, if the loss names differ from the
+            weight names, a loss is not a scalar, or a balanced loss does not depend on ``y``.
+        TypeError: If ``weights`` is not a mapping of names to numbers.
+        FloatingPointError: In ``backward``, on a non-finite loss with ``nonfinite="raise"``.
+
+    Shape:
+        - ``losses``: 0-d tensors; ``output``: ``(B, ...)``, e.g. ``(B, C, S)``.
+
+    Buffers:
+        norm_ema_sum: ``(L,)`` decayed sums of the gradient norms, in ``weights`` order.
+        norm_ema_weight: ``()`` decayed count (the bias correction).
+        num_skipped: ``()`` int64, steps skipped for non-finite values.
+
+    Example:
+        >>> import torch
+        >>> y = torch.zeros(2, 1, 8, requires_grad=True)
+        >>> losses = {"a": (y - 1).abs().mean(), "b": 100 * (y + 1).abs().mean()}
+        >>> balancer = LossBalancer({"a": 1.0, "b": 1.0})
+        >>> _ = balancer.backward(losses, y)
+        >>> bool(y.grad.abs().max() < 1e-6)  # the two pulls cancel despite the 100x scale
+        True
+        >>> round(balancer.metrics["b/share"], 3)
+        0.5
+    """
+
+    _version = 1
+
+    def __init__(
+        self,
+        weights: Mapping[str, float],
+        *,
+        balance_grads: bool = True,
+        total_norm: float = 1.0,
+        ema_decay: float = 0.999,
+        per_batch_item: bool = True,
+        eps: float = 1e-12,
+        nonfinite: Literal["raise", "skip"] = "raise",
+        reduce_fn: Callable[[Tensor], Tensor] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"{_OWNER} expected weights to be a mapping name -> weight, "
+                            f"got {type(weights).__name__}")
+        if len(weights) == 0:
+            raise ValueError(f"{_OWNER} expected at least one weight, got {{}}")
+        for k, v in weights.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{_OWNER} expected str -> float weights, got {k!r}: {v!r}")
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{_OWNER} expected finite weights >= 0, got {k!r}: {v}")
+        if sum(weights.values()) <= 0:
+            raise ValueError(f"{_OWNER} expected weights with a positive sum, got {dict(weights)}")
+        if not (math.isfinite(total_norm) and total_norm > 0):
+            raise ValueError(f"{_OWNER} expected a finite total_norm > 0, got {total_norm}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"{_OWNER} expected ema_decay in [0, 1), got {ema_decay}")
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"{_OWNER} expected a finite eps > 0, got {eps}")
+        if nonfinite not in ("raise", "skip"):
+            raise ValueError(f"{_OWNER} expected nonfinite in ('raise', 'skip'), "
+                             f"got {nonfinite!r}")
+        self.names = tuple(weights)
+        self.weights = {k: float(v) for k, v in weights.items()}
+        self.balance_grads = balance_grads
+        self.total_norm = float(total_norm)
+        self.ema_decay = float(ema_decay)
+        self.per_batch_item = per_batch_item
+        self.eps = float(eps)
+        self.nonfinite = nonfinite
+        self.reduce_fn = _default_reduce if reduce_fn is None else reduce_fn
+        n = len(self.names)
+        self.register_buffer("norm_ema_sum", torch.empty(n, device=device, dtype=dtype))
+        self.register_buffer("norm_ema_weight", torch.empty((), device=device, dtype=dtype))
+        self.register_buffer("num_skipped", torch.empty((), device=device, dtype=torch.long))
+        self._last: dict[str, Tensor] = {}
+        self._last_nonfinite: tuple[str, ...] = ()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Forget the norm averages and the skip count."""
+        self.norm_ema_sum.zero_()
+        self.norm_ema_weight.zero_()
+        self.num_skipped.zero_()
+
+    @property
+    def ema_norms(self) -> Tensor:
+        """``(L,)`` bias-corrected EMA of the gradient norms (zeros before the first step)."""
+        return self.norm_ema_sum / self.norm_ema_weight.clamp_min(1e-30)
+
+    def _norms(self, grads: list[Tensor]) -> Tensor:
+        out = []
+        for g in grads:
+            if self.per_batch_item and g.ndim > 0:
+                out.append(g.flatten(1).norm(dim=1).mean() if g.ndim > 1 else g.abs().mean())
+            else:
+                out.append(g.norm())
+        return torch.stack(out).detach()  # (L,)
+
+    def backward(self, losses: Mapping[str, Tensor], output: Tensor | None = None, *,
+                 unbalanced: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Backpropagate the combined gradient and return the effective loss (detached).
+
+        Args:
+            losses: Name -> scalar loss; names must equal the weight names.
+            output: The model output ``y`` the losses depend on. Required when balancing;
+                optional in static mode, where it only enables the gradient-share metrics.
+            unbalanced: Name -> scalar loss added with weight 1 and never rescaled (e.g.
+                ``{"vq": rvq_out.loss}``).
+
+        Returns:
+            ``sum_i scale_i * l_i + sum unbalanced`` as a detached 0-d tensor (for logging),
+            with ``scale_i`` the factor actually applied to loss ``i``.
+
+        Raises:
+            ValueError: See the class docstring.
+            FloatingPointError: On a non-finite loss or gradient with ``nonfinite="raise"``.
+        """
+        extra = dict(unbalanced or {})
+        self._check_losses(losses, output, extra)
+        vals = torch.stack([losses[k].detach().reshape(()) for k in self.names])  # (L,)
+        extra_vals = [extra[k].detach().reshape(()) for k in extra]
+        w = vals.new_tensor([self.weights[k] for k in self.names])  # (L,)
+        grads: list[Tensor] | None = None
+        if output is not None:
+            raw = [torch.autograd.grad(losses[k], output, retain_graph=True, allow_unused=True)[0]
+                   for k in self.names]
+            missing = [k for k, g in zip(self.names, raw, strict=True) if g is None]
+            if self.balance_grads and missing:
+                raise ValueError(f"{_OWNER}.backward: losses {missing} do not depend on output; "
+                                 f"pass them in unbalanced= instead")
+            grads = [torch.zeros_like(output) if g is None else g for g in raw]
+        norms = self._norms(grads) if grads is not None else None
+        checks = [vals, *extra_vals] + ([norms] if norms is not None else [])
+        finite = torch.isfinite(torch.cat([c.reshape(-1) for c in checks]).float())
+        if not bool(finite.all()):  # the one device sync of this method
+            return self._nonfinite(vals, extra_vals, norms, list(extra))
+
+        if norms is not None and self.balance_grads:
+            norms_avg = self.reduce_fn(norms.to(self.norm_ema_sum.dtype))
+            if self.training:
+                self.norm_ema_sum.mul_(self.ema_decay).add_(norms_avg)
+                self.norm_ema_weight.mul_(self.ema_decay).add_(1.0)
+                avg = self.ema_norms
+            else:
+                avg = torch.where(self.norm_ema_weight > 0, self.ema_norms, norms_avg)
+            scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  # (L,)
+        else:
+            scales = w
+        effective = (scales * vals).sum() + sum(extra_vals, vals.new_zeros(()))
+        self._record(vals, scales, norms, extra, extra_vals, effective)
+
+        extra_total = sum((v.reshape(()) for v in extra.values()), None)
+        if grads is not None and output is not None and self.balance_grads:
+            g_total = sum(s * g for s, g in zip(scales, grads, strict=True))
+            roots, seeds = [output], [g_total]
+            if extra_total is not None:
+                roots.append(extra_total)
+                seeds.append(torch.ones_like(extra_total))
+            torch.autograd.backward(roots, seeds)
+        else:
+            total = sum(self.weights[k] * losses[k].reshape(()) for k in self.names)
+            (total if extra_total is None else total + extra_total).backward()
+        return effective
+
+    def _check_losses(self, losses: Mapping[str, Tensor], output: Tensor | None,
+                      extra: dict[str, Tensor]) -> None:
+        if not isinstance(losses, Mapping):
+            raise TypeError(f"{_OWNER}.backward expected losses to be a mapping name -> tensor, "
+                            f"got {type(losses).__name__}")
+        if set(losses) != set(self.names):
+            raise ValueError(f"{_OWNER}.backward expected losses named {sorted(self.names)} "
+                             f"(the weights), got {sorted(losses)}")
+        clash = sorted(set(extra) & set(self.names))
+        if clash:
+            raise ValueError(f"{_OWNER}.backward: unbalanced losses {clash} are also weighted")
+        for k, v in [*losses.items(), *extra.items()]:
+            if not isinstance(v, Tensor) or v.numel() != 1:
+                shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise ValueError(f"{_OWNER}.backward expected loss {k!r} to be a scalar tensor, "
+                                 f"got {shape}")
+        if output is None:
+            if self.balance_grads:
+                raise ValueError(f"{_OWNER}.backward with balance_grads=True needs the model "
+                                 f"output the losses depend on, got None")
+        elif not isinstance(output, Tensor):
+            raise TypeError(f"{_OWNER}.backward expected output to be a torch.Tensor, "
+                            f"got {type(output).__name__}")
+        elif not output.requires_grad:
+            raise ValueError(f"{_OWNER}.backward expected an output that requires grad")
+
+    def _nonfinite(self, vals: Tensor, extra_vals: list[Tensor], norms: Tensor | None,
+                   extra_names: list[str]) -> Tensor:
+        bad = [k for k, v in zip(self.names, vals.tolist(), strict=True) if not math.isfinite(v)]
+        bad += [k for k, v in zip(extra_names, extra_vals, strict=True)
+                if not math.isfinite(v.item())]
+        if norms is not None:
+            bad += [f"{k} (gradient)" for k, v, n in zip(self.names, vals.tolist(),
+                                                         norms.tolist(), strict=True)
+                    if math.isfinite(v) and not math.isfinite(n)]
+        if self.nonfinite == "raise":
+            raise FloatingPointError(f"{_OWNER}: non-finite loss {', '.join(bad)}; values "
+                                     f"{dict(zip(self.names, vals.tolist(), strict=True))}")
+        self.num_skipped.add_(1)
+        self._last = {"values": vals, "extra_names": extra_names, "extra": extra_vals,
+                      "skipped": True}
+        self._last_nonfinite = tuple(bad)
+        return vals.new_full((), float("nan"))
+
+    def _record(self, vals: Tensor, scales: Tensor, norms: Tensor | None,
+                extra: dict[str, Tensor], extra_vals: list[Tensor], effective: Tensor) -> None:
+        self._last = {"values": vals, "scales": scales, "norms": norms, "ema": self.ema_norms,
+                      "extra_names": list(extra), "extra": extra_vals, "effective": effective,
+                      "skipped": False}
+        self._last_nonfinite = ()
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Flat ``name/key -> float`` record of the last ``backward``, ready to log.
+
+        Per weighted loss: ``value`` (raw loss), ``weight``, ``scale`` (factor applied),
+        ``grad_norm`` (``n_i`` this step), ``ema_norm`` (``avg_i``), ``share`` (fraction of
+        the summed per-loss gradient norms at ``y`` after scaling, ``scale_i n_i / sum_j
+        scale_j n_j``; it tends to ``w_i / sum w`` when balancing). Per unbalanced loss:
+        ``value``. Global: ``total`` (effective loss), ``skipped`` (1.0 if the step was
+        skipped), ``num_skipped``, and ``nonfinite/<name>`` = 1.0 for each offending loss.
+        Reading it synchronises with the device.
+        """
+        last = self._last
+        if not last:
+            return {}
+        out: dict[str, float] = {}
+        for k, v in zip(self.names, last["values"].tolist(), strict=True):
+            out[f"{k}/value"] = v
+            out[f"{k}/weight"] = self.weights[k]
+        for k, v in zip(last["extra_names"], last["extra"], strict=True):
+            out[f"{k}/value"] = v.item()
+        out["skipped"] = float(last["skipped"])
+        out["num_skipped"] = float(self.num_skipped.item())
+        for k in self._last_nonfinite:
+            out[f"nonfinite/{k}"] = 1.0
+        if last["skipped"]:
+            return out
+        scales, norms = last["scales"], last["norms"]
+        ema = last["ema"].tolist()
+        for i, k in enumerate(self.names):
+            out[f"{k}/scale"] = scales[i].item()
+            out[f"{k}/ema_norm"] = ema[i]
+        if norms is not None:
+            contrib = scales.to(norms) * norms
+            share = (contrib / contrib.sum().clamp_min(1e-30)).tolist()
+            for i, k in enumerate(self.names):
+                out[f"{k}/grad_norm"] = norms[i].item()
+                out[f"{k}/share"] = share[i]
+        out["total"] = last["effective"].item()
+        return out
+
+    def get_extra_state(self) -> Any:
+        return {"names": list(self.names)}
+
+    def set_extra_state(self, state: Any) -> None:
+        names = list(state.get("names", [])) if isinstance(state, dict) else []
+        if names != list(self.names):
+            raise ValueError(f"{_OWNER} state_dict holds losses {names}, this balancer has "
+                             f"{list(self.names)}")
+
+    def extra_repr(self) -> str:
+        return (f"weights={self.weights}, balance_grads={self.balance_grads}, "
+                f"total_norm={self.total_norm}, ema_decay={self.ema_decay}, "
+                f"per_batch_item={self.per_batch_item}, nonfinite={self.nonfinite!r}")

@@ -1,0 +1,486 @@
+"""Residual vector quantization (SoundStream, arXiv:2107.03312, Algorithm 1) done right."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import _vq_ops as ops
+from ._checks import check_latents, check_mask, check_positive_int, check_range
+from .outputs import CodebookUsage, RVQOutput
+
+_OWNER = "ResidualVQ"
+
+
+class ResidualVQ(nn.Module):
+    """A stack of vector quantizers, each coding what the previous ones left over.
+
+    Stage ``k`` picks the code nearest to the residual ``r_k = x - (c_1 + ... + c_{k-1})``
+    and the output is the sum of the chosen codes. The three rules that make it train:
+
+    * **One straight-through estimator, on the sum.** ``quantized`` has the value
+      ``sum_k c_k`` and the gradient ``d quantized / d x = I`` (or the rotation-trick
+      estimate), never ``Q * I`` and never zero.
+    * **Residuals from detached codes.** ``r_{k+1} = r_k - c_k.detach()``, so the commitment
+      loss of *every* stage, ``mse(r_k, c_k.detach())``, reaches the encoder.
+    * **Losses averaged over the stages that ran**, so the loss scale does not grow with
+      ``num_quantizers`` and quantizer dropout does not change it.
+
+    Codebooks learn by EMA (default; k-means init on the first training batch, Laplace
+    smoothing) or by gradient of the codebook loss ``mse(c_k, r_k.detach())`` (``ema=False``).
+    In training, codes whose EMA usage falls below ``dead_code_threshold`` times the uniform
+    share are re-seeded from the current batch, and their EMA state is reset with them.
+
+    Distances, argmin, k-means and EMA statistics run in float32 (float64 for float64
+    input) even under autocast. Vectors that are masked out or non-finite are excluded from
+    the losses, the statistics, k-means and the EMA state: a NaN in the input never reaches
+    the codebooks (its own output stays non-finite, so the training loss shows it).
+
+    Args:
+        dim: Latent dimension ``D``.
+        num_quantizers: Number of stages ``Q``.
+        codebook_size: Codes per stage ``K``.
+        codebook_dim: If set and different from ``dim``, each stage looks codes up in a
+            ``codebook_dim``-dimensional space through its own linear in/out projections
+            (factorized codes, DAC style).
+        use_cosine: Choose codes by cosine similarity (L2-normalised lookup).
+        ema: Learn codebooks by exponential moving average; ``False`` makes them parameters
+            trained by the codebook loss.
+        decay: EMA decay of the code statistics.
+        eps: Laplace-smoothing constant of the EMA cluster sizes.
+        commitment_weight: Weight of the commitment loss inside ``loss``.
+        kmeans_init: Initialise codebooks by k-means on the first training batch.
+        kmeans_iters: Lloyd iterations of that k-means.
+        dead_code_threshold: A code is dead when its EMA usage share is below this fraction
+            of the uniform share ``1 / K``; 0 disables revival.
+        quantizer_dropout: Probability that a training batch runs only a random number
+            ``n ~ U{1..Q}`` of stages (SoundStream), for bitrate scalability.
+        gradient_estimator: ``"ste"`` (straight-through) or ``"rotation"`` (rotation trick).
+        beam_size: Encode with a beam search over the stages that minimises the total
+            reconstruction error (1 = greedy). Applies to ``forward`` and ``encode``;
+            ``decode`` is unchanged.
+        joint_refine: EMA target of stage ``k`` is ``x - sum_{j != k} c_j`` (what the
+            code must reconstruct given all other stages) instead of the residual ``r_k``;
+            needs ``ema=True`` and no projections.
+        channel_last: Inputs and ``quantized`` are ``(B, T, D)`` instead of ``(B, D, T)``.
+
+    Shape:
+        - Input ``x``: ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``); ``mask``: ``(B, T)``.
+        - Output: :class:`~rvq_blocks.RVQOutput`, ``quantized`` like ``x``,
+          ``indices`` ``(B, n, T)`` int64.
+
+    Buffers:
+        codebook: ``(Q, K, codebook_dim)`` codes (a parameter when ``ema=False``).
+        cluster_size: ``(Q, K)`` EMA usage counts.
+        embed_sum: ``(Q, K, codebook_dim)`` EMA sums of assigned vectors (``ema=True`` only).
+        initialized: ``()`` bool, whether the data-dependent init has run.
+
+    Example:
+        >>> rvq = ResidualVQ(dim=64, num_quantizers=4, codebook_size=256)
+        >>> out = rvq(torch.randn(2, 64, 50))
+        >>> out.quantized.shape, out.indices.shape
+        (torch.Size([2, 64, 50]), torch.Size([2, 4, 50]))
+    """
+
+    _version = 1
+
+    def __init__(
+        self,
+        dim: int,
+        num_quantizers: int = 8,
+        codebook_size: int = 1024,
+        *,
+        codebook_dim: int | None = None,
+        use_cosine: bool = False,
+        ema: bool = True,
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        commitment_weight: float = 0.25,
+        kmeans_init: bool = True,
+        kmeans_iters: int = 10,
+        dead_code_threshold: float = 0.1,
+        quantizer_dropout: float = 0.0,
+        gradient_estimator: Literal["ste", "rotation"] = "ste",
+        beam_size: int = 1,
+        joint_refine: bool = False,
+        channel_last: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.dim = check_positive_int("dim", dim, _OWNER)
+        self.num_quantizers = check_positive_int("num_quantizers", num_quantizers, _OWNER)
+        self.codebook_size = check_positive_int("codebook_size", codebook_size, _OWNER)
+        cdim = dim if codebook_dim is None else check_positive_int("codebook_dim", codebook_dim,
+                                                                   _OWNER)
+        self.codebook_dim = cdim
+        self.decay = check_range("decay", decay, 0.0, 1.0, _OWNER, low_open=True, high_open=True)
+        self.eps = check_range("eps", eps, 0.0, math.inf, _OWNER, low_open=True)
+        self.commitment_weight = check_range("commitment_weight", commitment_weight, 0.0,
+                                             math.inf, _OWNER)
+        self.dead_code_threshold = check_range("dead_code_threshold", dead_code_threshold,
+                                               0.0, 1.0, _OWNER, high_open=True)
+        self.quantizer_dropout = check_range("quantizer_dropout", quantizer_dropout, 0.0, 1.0,
+                                             _OWNER)
+        if kmeans_iters < 0:
+            raise ValueError(f"{_OWNER} expected kmeans_iters >= 0, got {kmeans_iters}")
+        if gradient_estimator not in ("ste", "rotation"):
+            raise ValueError(f"{_OWNER} expected gradient_estimator 'ste' or 'rotation', "
+                             f"got {gradient_estimator!r}")
+        self.beam_size = check_positive_int("beam_size", beam_size, _OWNER)
+        if joint_refine and (not ema or cdim != dim):
+            raise ValueError(f"{_OWNER}: joint_refine needs ema=True and codebook_dim == dim, "
+                             f"got ema={ema}, codebook_dim={cdim}, dim={dim}")
+        self.use_cosine, self.ema, self.channel_last = use_cosine, ema, channel_last
+        self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
+        self.gradient_estimator, self.joint_refine = gradient_estimator, joint_refine
+
+        factory = {"device": device, "dtype": dtype}
+        shape = (num_quantizers, codebook_size, cdim)
+        if ema:
+            self.register_buffer("codebook", torch.empty(shape, **factory))
+            self.register_buffer("embed_sum", torch.empty(shape, **factory))
+        else:
+            self.codebook = nn.Parameter(torch.empty(shape, **factory))
+        self.register_buffer("cluster_size", torch.empty(num_quantizers, codebook_size,
+                                                         **factory))
+        self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
+        self.project_in: nn.ModuleList | None = None
+        self.project_out: nn.ModuleList | None = None
+        if cdim != dim:
+            self.project_in = nn.ModuleList(nn.Linear(dim, cdim, **factory)
+                                            for _ in range(num_quantizers))
+            self.project_out = nn.ModuleList(nn.Linear(cdim, dim, **factory)
+                                             for _ in range(num_quantizers))
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ state
+    def reset_parameters(self) -> None:
+        """Random codebooks (unit-variance codes), uniform usage, data-dependent init pending."""
+        with torch.no_grad():
+            if self.codebook.device.type == "meta":
+                return
+            nn.init.normal_(self.codebook)
+            self.cluster_size.fill_(1.0)
+            if self.ema:
+                self.embed_sum.copy_(self.codebook)
+            self.initialized.fill_(not self.kmeans_init)
+            if self.project_in is not None and self.project_out is not None:
+                for lin in (*self.project_in, *self.project_out):
+                    lin.reset_parameters()
+        self._needs_init = self.kmeans_init
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):  # noqa: D102
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        key = prefix + "initialized"
+        if key in state_dict:
+            self._needs_init = not bool(state_dict[key])
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, num_quantizers={self.num_quantizers}, "
+                f"codebook_size={self.codebook_size}, codebook_dim={self.codebook_dim}, "
+                f"ema={self.ema}, use_cosine={self.use_cosine}")
+
+    # ------------------------------------------------------------------ helpers
+    def bits_per_frame(self, n_quantizers: int | None = None) -> float:
+        """Bits needed per frame: ``n * log2(codebook_size)``."""
+        return self._n(n_quantizers) * math.log2(self.codebook_size)
+
+    def bitrate(self, frame_rate: float, n_quantizers: int | None = None) -> float:
+        """Bits per second at ``frame_rate`` frames per second."""
+        return frame_rate * self.bits_per_frame(n_quantizers)
+
+    def _n(self, n_quantizers: int | None) -> int:
+        if n_quantizers is None:
+            return self.num_quantizers
+        check_positive_int("n_quantizers", n_quantizers, _OWNER)
+        if n_quantizers > self.num_quantizers:
+            raise ValueError(f"{_OWNER} expected n_quantizers <= {self.num_quantizers}, "
+                             f"got {n_quantizers}")
+        return n_quantizers
+
+    def _flatten(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(B, D, T)`` -> float ``(N, D)`` vectors and ``(N,)`` weights (0 = excluded)."""
+        x = check_latents(x, self.dim, _OWNER, self.channel_last)
+        z = x if self.channel_last else x.transpose(1, 2)  # (B, T, D)
+        b, t, _ = z.shape
+        compute = torch.promote_types(torch.promote_types(x.dtype, self.codebook.dtype),
+                                      torch.float32)
+        z = z.reshape(b * t, self.dim).to(compute)  # (N, D)
+        weight = torch.isfinite(z).all(dim=-1).to(compute)  # (N,)
+        if mask is not None:
+            weight = weight * check_mask(mask, b, t, _OWNER).reshape(-1).ne(0).to(compute)
+        return z, weight
+
+    def _unflatten(self, v: Tensor, b: int, t: int) -> Tensor:
+        v = v.reshape(b, t, -1)  # (B, T, D)
+        return v if self.channel_last else v.transpose(1, 2)  # (B, D, T)
+
+    def _to_code_space(self, k: int, r: Tensor) -> Tensor:
+        return r if self.project_in is None else self.project_in[k](r)
+
+    def _from_code_space(self, k: int, c: Tensor) -> Tensor:
+        return c if self.project_out is None else self.project_out[k](c)
+
+    def _code_vectors(self, k: int, dtype: torch.dtype) -> Tensor:
+        """``(K, D)``: what each code of stage ``k`` adds to the reconstruction."""
+        return self._from_code_space(k, self.codebook[k].to(dtype))
+
+    def _assign(self, z: Tensor, n: int) -> Tensor | None:
+        """Beam-search indices ``(N, n)`` when ``beam_size > 1``, else ``None`` (greedy)."""
+        if self.beam_size == 1:
+            return None
+        with torch.no_grad():
+            return ops.beam_search(z.detach(), [self._code_vectors(k, z.dtype)
+                                                for k in range(n)], self.beam_size)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                n_quantizers: int | None = None) -> RVQOutput:
+        """Quantize ``x``; in training also update the codebooks (EMA, revival, init).
+
+        Args:
+            x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``), any float dtype.
+            mask: Optional ``(B, T)``, true/non-zero on real frames. Padding is still
+                quantized but excluded from losses, statistics, k-means and EMA updates.
+            n_quantizers: Run only the first ``n`` stages (fixed lower bitrate). In training
+                with ``quantizer_dropout`` a random ``n`` is drawn when this is ``None``.
+
+        Returns:
+            :class:`~rvq_blocks.RVQOutput`.
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor or ``mask`` not a tensor.
+            ValueError: If ``x`` is not ``(B, D, T)`` with ``D == dim`` and ``B, T >= 1``,
+                or ``mask`` is not ``(B, T)``.
+        """
+        b, t = self._batch_time(x)
+        n = self._n(n_quantizers)
+        if self.training and n_quantizers is None and self.quantizer_dropout > 0:
+            # One draw per batch on the CPU RNG (a graph break under torch.compile).
+            if float(torch.rand(())) < self.quantizer_dropout:
+                n = int(torch.randint(1, self.num_quantizers + 1, ()))
+        with torch.autocast(x.device.type, enabled=False):
+            z, weight = self._flatten(x, mask)
+            if self.training and self._needs_init:
+                self.init_from_batch_(x, mask)
+            out = self._quantize(z, weight, n)
+        quantized = self._unflatten(out[0].to(x.dtype), b, t)
+        indices = out[1].t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
+        return RVQOutput(quantized, indices, *out[2:])
+
+    def _batch_time(self, x: Tensor) -> tuple[int, int]:
+        x = check_latents(x, self.dim, _OWNER, self.channel_last)
+        return (x.shape[0], x.shape[1]) if self.channel_last else (x.shape[0], x.shape[2])
+
+    def _quantize(self, z: Tensor, weight: Tensor, n: int) -> tuple[Tensor, ...]:
+        """Core loop on flat vectors: ``(quantized, indices (N, n), loss, commit, codebook,
+        perplexity, codes_used)``."""
+        valid = weight > 0  # (N,)
+        # Non-finite elements are zeroed (gradient 0 there) so no NaN reaches a loss, a
+        # gradient of the codebooks or projections, or the EMA state; re-added to the output.
+        raw, z = z, torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+        denom = weight.sum().clamp_min(1.0) * self.codebook_dim
+        beam = self._assign(z, n)
+        residual, total = z, torch.zeros_like(z.detach())
+        reconstruction_grad = torch.zeros_like(z)  # zero value; carries projection gradients
+        all_idx, commit, codebook_loss, counts, stage_inputs = [], [], [], [], []
+        for k in range(n):
+            ze = self._to_code_space(k, residual)  # (N, Dc)
+            codes = self.codebook[k].to(z.dtype)  # (K, Dc)
+            idx = ops.nearest(ze.detach(), codes, self.use_cosine) if beam is None else beam[:, k]
+            chosen = F.embedding(idx, codes)  # (N, Dc); carries codebook grads if learned
+            commit.append(_masked_mse(ze, chosen.detach(), valid, weight, denom))
+            if self.ema:
+                codebook_loss.append(torch.zeros((), dtype=z.dtype, device=z.device))
+            else:
+                codebook_loss.append(_masked_mse(chosen, ze.detach(), valid, weight, denom))
+            if self.project_out is None:
+                step = chosen.detach()  # (N, D)
+            else:
+                # Projections learn from the reconstruction through their own straight-through
+                # path, fed by the detached residual so the encoder still sees exactly I.
+                ze_free = self.project_in[k](residual.detach())  # type: ignore[index]
+                step_grad = self.project_out[k](ze_free + (chosen - ze_free).detach())
+                step = step_grad.detach()
+                reconstruction_grad = reconstruction_grad + (step_grad - step)
+            residual = residual - step
+            total = total + step
+            all_idx.append(idx)
+            counts.append(ops.weighted_counts(idx, weight, self.codebook_size))
+            stage_inputs.append(ze.detach())
+        if self.gradient_estimator == "rotation":
+            quantized = ops.rotation_trick(z, total)
+        else:
+            quantized = total + (z - z.detach())  # value: exactly the sum of codes
+        quantized = quantized + reconstruction_grad + (raw.detach() - z.detach())
+        if self.training:
+            self._update_codebooks(z.detach(), total, stage_inputs, all_idx, counts, weight)
+        commit_t, codebook_t, counts_t = torch.stack(commit), torch.stack(codebook_loss), \
+            torch.stack(counts)
+        loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
+        return (quantized, torch.stack(all_idx, dim=1), loss, commit_t, codebook_t,
+                ops.perplexity(counts_t), (counts_t > 0).to(z.dtype).mean(dim=-1))
+
+    # ------------------------------------------------------------------ codebook learning
+    @torch.no_grad()
+    def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
+                          all_idx: list[Tensor], counts: list[Tensor], weight: Tensor) -> None:
+        """EMA statistics, codebook refresh and dead-code revival for the stages that ran."""
+        has_data = weight.sum() > 0
+        keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
+        w = weight[:, None]
+        for k, (ze, idx, cnt) in enumerate(zip(stage_inputs, all_idx, counts, strict=True)):
+            self.cluster_size[k].lerp_(cnt.to(self.cluster_size.dtype), 1.0 - keep)
+            if self.ema:
+                target = ze
+                if self.joint_refine:  # what code k must produce given all the other stages
+                    target = z - total + self.codebook[k].to(z.dtype)[idx]
+                # Zero excluded rows (NaN * 0 is NaN, so select rather than multiply).
+                target = torch.where(w > 0, target * w, 0.0)
+                sums = target.new_zeros(self.codebook_size, target.shape[1]).index_add_(
+                    0, idx, target)
+                self.embed_sum[k].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
+                self._refresh_codebook(k)
+            if self.dead_code_threshold > 0:
+                self._revive(k, torch.where(w > 0, ze, 0.0), weight, has_data)
+
+    def _refresh_codebook(self, k: int) -> None:
+        size = self.cluster_size[k]
+        total = size.sum()
+        smoothed = (size + self.eps) / (total + self.codebook_size * self.eps) * total
+        self.codebook[k].copy_(self.embed_sum[k] / smoothed[:, None])
+
+    def _revive(self, k: int, ze: Tensor, weight: Tensor, has_data: Tensor) -> None:
+        """Re-seed codes used less than ``dead_code_threshold / K`` from batch vectors."""
+        size = self.cluster_size[k]
+        mean_size = size.sum() / self.codebook_size
+        dead = (size < self.dead_code_threshold * mean_size) & has_data  # (K,)
+        fresh = ops.sample_rows(ze, weight, self.codebook_size).to(self.codebook.dtype)
+        self.codebook.data[k] = torch.where(dead[:, None], fresh, self.codebook.data[k])
+        # Reset the EMA state with the code, so the next EMA step does not pull it back.
+        size.copy_(torch.where(dead, mean_size, size))
+        if self.ema:
+            self.embed_sum[k].copy_(torch.where(dead[:, None], fresh * mean_size,
+                                                self.embed_sum[k]))
+
+    @torch.no_grad()
+    def init_from_batch_(self, x: Tensor, mask: Tensor | None = None) -> None:
+        """Data-dependent init: k-means on each stage's residuals of this batch, stage by stage.
+
+        Runs automatically on the first training ``forward`` when ``kmeans_init`` is set;
+        call it yourself to initialise from a chosen batch. Non-finite and masked vectors are
+        left out. Reads tensor values (a host sync), once.
+
+        Args:
+            x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
+            mask: Optional ``(B, T)`` validity mask.
+
+        Raises:
+            ValueError: If no finite, unmasked vector is left to initialise from.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            z, weight = self._flatten(x, mask)
+            data = z[weight > 0]  # (M, D)
+            if data.shape[0] == 0:
+                raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
+                                 f"unmasked vector, got none in x of shape {tuple(x.shape)}")
+            residual = data
+            for k in range(self.num_quantizers):
+                ze = self._to_code_space(k, residual)
+                centroids, counts = ops.kmeans(ze, self.codebook_size, self.kmeans_iters,
+                                               self.use_cosine)
+                self.codebook.data[k] = centroids.to(self.codebook.dtype)
+                self.cluster_size[k] = counts.to(self.cluster_size.dtype)
+                if self.ema:
+                    self.embed_sum[k] = self.codebook[k] * self.cluster_size[k][:, None]
+                idx = ops.nearest(ze, centroids, self.use_cosine)
+                residual = residual - self._from_code_space(k, centroids[idx])
+        self.initialized.fill_(True)
+        self._needs_init = False
+
+    # ------------------------------------------------------------------ codes
+    @torch.no_grad()
+    def encode(self, x: Tensor, n_quantizers: int | None = None) -> Tensor:
+        """Codes of ``x`` as in eval-mode ``forward``; no losses, no state change.
+
+        Args:
+            x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
+            n_quantizers: Use only the first ``n`` stages (lower bitrate).
+
+        Returns:
+            ``(B, n, T)`` int64 indices.
+        """
+        b, t = self._batch_time(x)
+        n = self._n(n_quantizers)
+        with torch.autocast(x.device.type, enabled=False):
+            z, _ = self._flatten(x, None)
+            idx = self._assign(z, n)
+            if idx is None:
+                residual, cols = z, []
+                for k in range(n):
+                    ze = self._to_code_space(k, residual)
+                    i = ops.nearest(ze, self.codebook[k].to(z.dtype), self.use_cosine)
+                    residual = residual - self._from_code_space(k, self.codebook[k].to(
+                        z.dtype)[i])
+                    cols.append(i)
+                idx = torch.stack(cols, dim=1)  # (N, n)
+        return idx.t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
+
+    def decode(self, indices: Tensor) -> Tensor:
+        """Latents from codes: the sum of the chosen codes of the first ``n`` stages.
+
+        Args:
+            indices: ``(B, n, T)`` integer codes, ``1 <= n <= num_quantizers``.
+
+        Returns:
+            ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``), in the codebook dtype.
+
+        Raises:
+            TypeError: If ``indices`` is not an integer tensor.
+            ValueError: On a wrong shape or a code outside ``[0, codebook_size)`` (this check
+                reads the values: one host sync).
+        """
+        if not isinstance(indices, Tensor) or indices.is_floating_point() or \
+                indices.is_complex() or indices.dtype == torch.bool:
+            got = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
+            raise TypeError(f"{_OWNER}.decode expected integer indices, got {got}")
+        if indices.ndim != 3 or not 1 <= indices.shape[1] <= self.num_quantizers \
+                or indices.shape[2] == 0:
+            raise ValueError(f"{_OWNER}.decode expected indices of shape (B, n, T) with "
+                             f"1 <= n <= {self.num_quantizers}, got {tuple(indices.shape)}")
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= self.codebook_size:
+            raise ValueError(f"{_OWNER}.decode expected codes in [0, {self.codebook_size}), "
+                             f"got values in [{lo}, {hi}]")
+        b, n, t = indices.shape
+        flat = indices.transpose(1, 2).reshape(b * t, n).long()  # (N, n)
+        with torch.autocast(indices.device.type, enabled=False):
+            total = torch.zeros(b * t, self.dim, dtype=self.codebook.dtype,
+                                device=self.codebook.device)
+            for k in range(n):
+                total = total + self._from_code_space(k, F.embedding(flat[:, k],
+                                                                     self.codebook[k]))
+        return self._unflatten(total, b, t)
+
+    # ------------------------------------------------------------------ statistics
+    @torch.no_grad()
+    def codebook_usage(self) -> CodebookUsage:
+        """Long-run usage per stage from the EMA usage counts (no batch needed)."""
+        share = self.cluster_size / self.cluster_size.sum(-1, keepdim=True).clamp_min(1e-12)
+        floor = (self.dead_code_threshold or 0.01) / self.codebook_size
+        alive = share >= floor
+        return CodebookUsage(ops.perplexity(self.cluster_size), alive.float().mean(-1),
+                             (~alive).sum(-1))
+
+
+def _masked_mse(a: Tensor, b: Tensor, valid: Tensor, weight: Tensor, denom: Tensor) -> Tensor:
+    """Mean squared error over the valid rows of ``(N, D)`` tensors (excluded rows give 0)."""
+    sq = (a - b).pow(2).sum(dim=-1)  # (N,)
+    return (torch.where(valid, sq, 0.0) * weight).sum() / denom

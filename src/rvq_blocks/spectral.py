@@ -1,0 +1,388 @@
+"""Multi-resolution STFT and multi-scale log-mel losses on ``torch.stft`` (no torchaudio)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_float_tensor
+
+__all__ = ["mel_filterbank", "multi_resolution_stft_loss", "multi_scale_mel_loss",
+           "MultiResolutionSTFTLoss", "MultiScaleMelLoss"]
+
+_MEL_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)
+_MEL_BANDS = (5, 10, 20, 40, 80, 160, 320)
+_STFT_SIZES = (512, 1024, 2048)
+
+
+def _hz_to_mel(f: Tensor | float) -> Tensor:
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(f, dtype=torch.float64) / 700.0)
+
+
+def _mel_to_hz(m: Tensor) -> Tensor:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_freqs: int,
+    n_mels: int,
+    sample_rate: float,
+    *,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Triangular mel filterbank (HTK mel scale) whose bands each sum to 1.
+
+    Band ``m`` is a triangle between mel-spaced edges. Each column is normalised to sum to
+    1, so a band's output is a weighted *average* of the bin powers: white noise of
+    variance ``v`` gives ``v`` in every band, whatever ``n_mels``. A band too narrow to
+    contain any bin (short windows, many bands) takes the bin nearest its centre instead of
+    being empty, so no band is silently zero.
+
+    Args:
+        n_freqs: Number of one-sided frequency bins, ``n_fft // 2 + 1``.
+        n_mels: Number of mel bands.
+        sample_rate: Sampling rate in Hz.
+        f_min: Lowest edge in Hz.
+        f_max: Highest edge in Hz; defaults to ``sample_rate / 2``.
+        device: Device of the result.
+        dtype: Dtype of the result (default: torch's default dtype).
+
+    Returns:
+        The filterbank; ``power (..., F) @ fb`` gives mel band powers ``(..., n_mels)``.
+
+    Raises:
+        ValueError: If a size is below 1 (``n_freqs`` below 2) or the band edges are not
+            ``0 <= f_min < f_max <= sample_rate / 2``.
+
+    Shape:
+        - Output: ``(n_freqs, n_mels)``.
+    """
+    owner = "mel_filterbank"
+    if n_freqs < 2 or n_mels < 1:
+        raise ValueError(f"{owner} expected n_freqs >= 2 and n_mels >= 1, "
+                         f"got n_freqs={n_freqs}, n_mels={n_mels}")
+    if not sample_rate > 0:
+        raise ValueError(f"{owner} expected sample_rate > 0, got {sample_rate}")
+    nyquist = sample_rate / 2
+    f_max = nyquist if f_max is None else f_max
+    if not 0.0 <= f_min < f_max <= nyquist:
+        raise ValueError(f"{owner} expected 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}, "
+                         f"got f_min={f_min}, f_max={f_max}")
+    freqs = torch.linspace(0.0, nyquist, n_freqs, dtype=torch.float64)  # (F,)
+    edges = _mel_to_hz(torch.linspace(_hz_to_mel(f_min).item(), _hz_to_mel(f_max).item(),
+                                      n_mels + 2, dtype=torch.float64))  # (M + 2,)
+    lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]  # (M,) each
+    rise = (freqs[:, None] - lo) / (mid - lo)  # (F, M)
+    fall = (hi - freqs[:, None]) / (hi - mid)  # (F, M)
+    fb = torch.clamp(torch.minimum(rise, fall), min=0.0)  # (F, M)
+    empty = fb.sum(0) == 0  # (M,)
+    nearest = (freqs[:, None] - mid).abs().argmin(0)  # (M,)
+    fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0
+    fb = fb / fb.sum(0, keepdim=True)
+    return fb.to(device=device, dtype=dtype or torch.get_default_dtype())
+
+
+def _flatten_audio(pred: Tensor, target: Tensor, min_samples: int, owner: str) -> tuple[Tensor,
+                                                                                         Tensor]:
+    check_float_tensor("pred", pred, owner)
+    check_float_tensor("target", target, owner)
+    if pred.shape != target.shape:
+        raise ValueError(f"{owner} expected pred and target of the same shape, got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    if pred.ndim not in (2, 3) or pred.shape[0] == 0:
+        raise ValueError(f"{owner} expected pred of shape (B, C, S) or (B, S), "
+                         f"got {tuple(pred.shape)}")
+    if pred.shape[-1] < min_samples:
+        raise ValueError(f"{owner} expected at least {min_samples} samples (half the largest "
+                         f"window + 1), got pred of shape {tuple(pred.shape)}")
+    if pred.dtype in (torch.float16, torch.bfloat16):  # stft and logs in half are unreliable
+        pred, target = pred.float(), target.float()
+    s = pred.shape[-1]
+    return pred.reshape(-1, s), target.reshape(-1, s)  # (B * C, S)
+
+
+def _power(x: Tensor, window: Tensor, hop: int) -> Tensor:
+    n_fft = window.shape[0]
+    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, pad_mode="reflect",
+                      return_complex=True)  # (N, F, T)
+    # divide by sum(w^2): white noise of variance v has expected power v in every bin
+    return (spec.real.square() + spec.imag.square()) / window.square().sum()
+
+
+def _distance(p_pow: Tensor, t_pow: Tensor, floor: float, log_weight: float,
+              mag_weight: float) -> Tensor:
+    f2 = floor * floor
+    out = p_pow.new_zeros(())
+    if log_weight:
+        # log10 of the floored magnitude sqrt(power + floor^2): smooth, finite on silence
+        out = out + log_weight * 0.5 * ((p_pow + f2).log10() - (t_pow + f2).log10()).abs().mean()
+    if mag_weight:
+        out = out + mag_weight * ((p_pow + f2).sqrt() - (t_pow + f2).sqrt()).abs().mean()
+    return out
+
+
+def _spectral_loss(p: Tensor, t: Tensor, windows: Sequence[Tensor], hops: Sequence[int],
+                   fbs: Sequence[Tensor | None], floor: float, log_weight: float,
+                   mag_weight: float) -> Tensor:
+    total = p.new_zeros(())
+    for window, hop, fb in zip(windows, hops, fbs, strict=True):
+        window = window.to(device=p.device, dtype=p.dtype)
+        p_pow, t_pow = _power(p, window, hop), _power(t, window, hop)  # (N, F, T)
+        if fb is not None:
+            fb = fb.to(device=p.device, dtype=p.dtype)
+            p_pow, t_pow = p_pow.transpose(1, 2) @ fb, t_pow.transpose(1, 2) @ fb  # (N, T, M)
+        total = total + _distance(p_pow, t_pow, floor, log_weight, mag_weight)
+    return total / len(windows)
+
+
+def _check_common(sizes: Sequence[int], floor: float, log_weight: float, mag_weight: float,
+                  owner: str) -> None:
+    if len(sizes) == 0 or any(int(n) != n or n < 4 for n in sizes):
+        raise ValueError(f"{owner} expected a non-empty list of window sizes >= 4, got "
+                         f"{tuple(sizes)}")
+    if not (math.isfinite(floor) and floor > 0):
+        raise ValueError(f"{owner} expected a finite floor > 0, got {floor}")
+    if not (log_weight >= 0 and mag_weight >= 0 and log_weight + mag_weight > 0):
+        raise ValueError(f"{owner} expected log_weight, mag_weight >= 0 with a positive sum, "
+                         f"got {log_weight} and {mag_weight}")
+
+
+def _hops(sizes: Sequence[int], hop_sizes: Sequence[int] | None, owner: str) -> list[int]:
+    if hop_sizes is None:
+        return [max(1, int(n) // 4) for n in sizes]
+    if len(hop_sizes) != len(sizes) or any(h < 1 for h in hop_sizes):
+        raise ValueError(f"{owner} expected {len(sizes)} hop sizes >= 1, got {tuple(hop_sizes)}")
+    return [int(h) for h in hop_sizes]
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """L1 distance of log (and optionally linear) STFT magnitudes at several resolutions.
+
+    For each FFT size ``n`` (Hann window of length ``n``, hop ``n // 4`` by default, centred
+    reflect padding), the power spectrum is normalised by ``sum(window^2)`` so that
+    unit-variance noise has unit expected power per bin. The per-resolution distance is
+    ``log_weight * mean|log10 m(pred) - log10 m(target)| + mag_weight * mean|m(pred) -
+    m(target)|`` with the floored magnitude ``m = sqrt(power + floor^2)``, and the loss is the
+    *mean* over resolutions, so its value does not grow with the number of resolutions.
+    Spectral convergence (used by some STFT losses) is left out on purpose: it divides by the
+    target's energy and explodes on silent targets.
+
+    Args:
+        fft_sizes: FFT and window sizes.
+        hop_sizes: Hop per resolution; defaults to ``n // 4``.
+        floor: Magnitude floor inside the log, ``> 0``; bounds the loss on silence at about
+            ``log10(magnitude / floor)`` per bin.
+        log_weight: Weight of the log-magnitude term.
+        mag_weight: Weight of the linear-magnitude term.
+        device: Factory argument for the window buffers.
+        dtype: Factory argument for the window buffers.
+
+    Raises:
+        ValueError: On invalid options, mismatched shapes, or inputs shorter than half the
+            largest window.
+        TypeError: If an input is not a floating-point tensor.
+
+    Shape:
+        - ``pred``, ``target``: ``(B, C, S)`` or ``(B, S)``, ``S > max(fft_sizes) // 2``.
+        - Output: ``()``.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = MultiResolutionSTFTLoss(fft_sizes=(64, 128), mag_weight=0.0)
+        >>> x = torch.randn(2, 1, 1000)
+        >>> round(loss_fn(2 * x, x).item(), 3)  # log10(2)
+        0.301
+    """
+
+    def __init__(
+        self,
+        *,
+        fft_sizes: Sequence[int] = _STFT_SIZES,
+        hop_sizes: Sequence[int] | None = None,
+        floor: float = 1e-5,
+        log_weight: float = 1.0,
+        mag_weight: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        owner = "MultiResolutionSTFTLoss"
+        _check_common(fft_sizes, floor, log_weight, mag_weight, owner)
+        self.fft_sizes = tuple(int(n) for n in fft_sizes)
+        self.hop_sizes = tuple(_hops(self.fft_sizes, hop_sizes, owner))
+        self.floor, self.log_weight, self.mag_weight = float(floor), log_weight, mag_weight
+        for i, n in enumerate(self.fft_sizes):  # derived, so not saved in the state_dict
+            self.register_buffer(f"window_{i}", torch.hann_window(n, device=device, dtype=dtype),
+                                 persistent=False)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss (a 0-d tensor)."""
+        p, t = _flatten_audio(pred, target, max(self.fft_sizes) // 2 + 1,
+                              "MultiResolutionSTFTLoss")
+        windows = [getattr(self, f"window_{i}") for i in range(len(self.fft_sizes))]
+        return _spectral_loss(p, t, windows, self.hop_sizes, [None] * len(windows), self.floor,
+                              self.log_weight, self.mag_weight)
+
+    def extra_repr(self) -> str:
+        return (f"fft_sizes={self.fft_sizes}, hop_sizes={self.hop_sizes}, floor={self.floor}, "
+                f"log_weight={self.log_weight}, mag_weight={self.mag_weight}")
+
+
+class MultiScaleMelLoss(nn.Module):
+    """L1 distance of log mel magnitudes at several window sizes (DAC-style mel loss).
+
+    Each scale uses a Hann window of length ``w`` (FFT size ``w``, hop ``w // 4``), a
+    normalised power spectrum as in :class:`MultiResolutionSTFTLoss`, and a
+    :func:`mel_filterbank` with bands that average bin powers. The distance per scale is
+    ``log_weight * mean|log10 m(pred) - log10 m(target)| + mag_weight * mean|m(pred) -
+    m(target)|`` on floored mel magnitudes ``m = sqrt(mel_power + floor^2)``, averaged over
+    scales. Defaults follow DAC's 7 scales (windows 32..2048, 5..320 bands, log term only);
+    DAC sums its scales where this loss averages them, so DAC's weight of 15 corresponds to
+    about 100 here.
+
+    Args:
+        sample_rate: Sampling rate of the audio in Hz.
+        window_lengths: Window (and FFT) length per scale.
+        n_mels: Mel bands per scale, same length as ``window_lengths``.
+        f_min: Lowest mel edge in Hz.
+        f_max: Highest mel edge in Hz; defaults to ``sample_rate / 2``.
+        floor: Magnitude floor inside the log, ``> 0``.
+        log_weight: Weight of the log-magnitude term.
+        mag_weight: Weight of the linear-magnitude term.
+        device: Factory argument for the window and filterbank buffers.
+        dtype: Factory argument for the window and filterbank buffers.
+
+    Raises:
+        ValueError: On invalid options, mismatched shapes, or inputs shorter than half the
+            largest window.
+        TypeError: If an input is not a floating-point tensor.
+
+    Shape:
+        - ``pred``, ``target``: ``(B, C, S)`` or ``(B, S)``, ``S > max(window_lengths) // 2``.
+        - Output: ``()``.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = MultiScaleMelLoss(16000, window_lengths=(64, 256), n_mels=(8, 32))
+        >>> x = torch.randn(2, 1, 4000)
+        >>> loss_fn(x, x).item()
+        0.0
+    """
+
+    def __init__(
+        self,
+        sample_rate: float,
+        *,
+        window_lengths: Sequence[int] = _MEL_WINDOWS,
+        n_mels: Sequence[int] = _MEL_BANDS,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        floor: float = 1e-5,
+        log_weight: float = 1.0,
+        mag_weight: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        owner = "MultiScaleMelLoss"
+        _check_common(window_lengths, floor, log_weight, mag_weight, owner)
+        if len(n_mels) != len(window_lengths):
+            raise ValueError(f"{owner} expected one n_mels per window length "
+                             f"({len(window_lengths)}), got {tuple(n_mels)}")
+        self.sample_rate, self.f_min, self.f_max = float(sample_rate), f_min, f_max
+        self.window_lengths = tuple(int(w) for w in window_lengths)
+        self.n_mels = tuple(int(m) for m in n_mels)
+        self.floor, self.log_weight, self.mag_weight = float(floor), log_weight, mag_weight
+        for i, (w, m) in enumerate(zip(self.window_lengths, self.n_mels, strict=True)):
+            self.register_buffer(f"window_{i}", torch.hann_window(w, device=device, dtype=dtype),
+                                 persistent=False)
+            fb = mel_filterbank(w // 2 + 1, m, sample_rate, f_min=f_min, f_max=f_max,
+                                device=device, dtype=dtype)
+            self.register_buffer(f"filterbank_{i}", fb, persistent=False)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss (a 0-d tensor)."""
+        p, t = _flatten_audio(pred, target, max(self.window_lengths) // 2 + 1,
+                              "MultiScaleMelLoss")
+        n = len(self.window_lengths)
+        windows = [getattr(self, f"window_{i}") for i in range(n)]
+        fbs = [getattr(self, f"filterbank_{i}") for i in range(n)]
+        hops = [max(1, w // 4) for w in self.window_lengths]
+        return _spectral_loss(p, t, windows, hops, fbs, self.floor, self.log_weight,
+                              self.mag_weight)
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate}, window_lengths={self.window_lengths}, "
+                f"n_mels={self.n_mels}, floor={self.floor}, log_weight={self.log_weight}, "
+                f"mag_weight={self.mag_weight}")
+
+
+def multi_resolution_stft_loss(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    fft_sizes: Sequence[int] = _STFT_SIZES,
+    hop_sizes: Sequence[int] | None = None,
+    floor: float = 1e-5,
+    log_weight: float = 1.0,
+    mag_weight: float = 1.0,
+) -> Tensor:
+    """Functional form of :class:`MultiResolutionSTFTLoss` (builds its windows per call).
+
+    Args:
+        pred: Predicted waveform, ``(B, C, S)`` or ``(B, S)``.
+        target: Reference waveform, same shape.
+        fft_sizes: FFT and window sizes.
+        hop_sizes: Hop per resolution; defaults to ``n // 4``.
+        floor: Magnitude floor inside the log.
+        log_weight: Weight of the log-magnitude term.
+        mag_weight: Weight of the linear-magnitude term.
+
+    Returns:
+        A 0-d tensor.
+    """
+    m = MultiResolutionSTFTLoss(fft_sizes=fft_sizes, hop_sizes=hop_sizes, floor=floor,
+                                log_weight=log_weight, mag_weight=mag_weight, device=pred.device)
+    return m(pred, target)
+
+
+def multi_scale_mel_loss(
+    pred: Tensor,
+    target: Tensor,
+    sample_rate: float,
+    *,
+    window_lengths: Sequence[int] = _MEL_WINDOWS,
+    n_mels: Sequence[int] = _MEL_BANDS,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    floor: float = 1e-5,
+    log_weight: float = 1.0,
+    mag_weight: float = 0.0,
+) -> Tensor:
+    """Functional form of :class:`MultiScaleMelLoss` (builds windows and filterbanks per call).
+
+    Args:
+        pred: Predicted waveform, ``(B, C, S)`` or ``(B, S)``.
+        target: Reference waveform, same shape.
+        sample_rate: Sampling rate in Hz.
+        window_lengths: Window (and FFT) length per scale.
+        n_mels: Mel bands per scale.
+        f_min: Lowest mel edge in Hz.
+        f_max: Highest mel edge in Hz; defaults to ``sample_rate / 2``.
+        floor: Magnitude floor inside the log.
+        log_weight: Weight of the log-magnitude term.
+        mag_weight: Weight of the linear-magnitude term.
+
+    Returns:
+        A 0-d tensor.
+    """
+    m = MultiScaleMelLoss(sample_rate, window_lengths=window_lengths, n_mels=n_mels,
+                          f_min=f_min, f_max=f_max, floor=floor, log_weight=log_weight,
+                          mag_weight=mag_weight, device=pred.device)
+    return m(pred, target)

@@ -1,0 +1,462 @@
+"""ResidualVQ: contract, straight-through rule, losses, codebook learning, bad input."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rvq_blocks import ResidualVQ, RVQOutput
+
+
+def _trained(rvq: ResidualVQ, x: torch.Tensor, steps: int = 2) -> ResidualVQ:
+    rvq.train()
+    for _ in range(steps):
+        rvq(x)
+    return rvq.eval()
+
+
+# --------------------------------------------------------------------------- contract
+@pytest.mark.parametrize("b,t", [(1, 1), (2, 7), (3, 40)])
+def test_output_contract(b, t):
+    rvq = ResidualVQ(16, 3, 32)
+    out = rvq(torch.randn(b, 16, t))
+    assert isinstance(out, RVQOutput)
+    assert out.quantized.shape == (b, 16, t) and out.quantized.dtype == torch.float32
+    assert out.indices.shape == (b, 3, t) and out.indices.dtype == torch.int64
+    assert int(out.indices.min()) >= 0 and int(out.indices.max()) < 32
+    assert out.loss.shape == ()
+    for field in ("commitment_loss", "codebook_loss", "perplexity", "codes_used"):
+        assert getattr(out, field).shape == (3,)
+    assert torch.all(out.perplexity >= 1) and torch.all(out.perplexity <= 32 + 1e-3)
+
+
+def test_hand_computed_nearest_codes():
+    rvq = ResidualVQ(2, 2, 4, kmeans_init=False).eval()
+    with torch.no_grad():
+        rvq.codebook[0] = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])
+        rvq.codebook[1] = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    x = torch.tensor([[3.9, 0.8], [0.2, 5.1], [-3.0, -4.1]]).t()[None]  # (1, 2, 3)
+    out = rvq(x)
+    assert out.indices[0].tolist() == [[1, 2, 3], [2, 2, 1]]
+    expected = torch.tensor([[4.0, 1.0], [0.0, 5.0], [-3.0, -4.0]]).t()[None]
+    torch.testing.assert_close(out.quantized, expected)
+
+
+def test_eval_decode_of_encode_equals_forward_exactly():
+    x = torch.randn(2, 32, 60)
+    rvq = _trained(ResidualVQ(32, 4, 64), x)
+    out = rvq(x)
+    codes = rvq.encode(x)
+    assert torch.equal(codes, out.indices)
+    assert torch.equal(rvq.decode(codes), out.quantized)
+
+
+def test_encode_and_decode_fewer_quantizers():
+    x = torch.randn(2, 16, 30)
+    rvq = _trained(ResidualVQ(16, 4, 32), x)
+    codes = rvq.encode(x, n_quantizers=2)
+    assert codes.shape == (2, 2, 30)
+    assert torch.equal(codes, rvq.encode(x)[:, :2])
+    torch.testing.assert_close(rvq.decode(codes), rvq(x, n_quantizers=2).quantized)
+    err = [(rvq.decode(rvq.encode(x, n)) - x).pow(2).mean() for n in (1, 2, 4)]
+    assert err[0] > err[1] > err[2]
+
+
+def test_channel_last_is_a_transpose():
+    x = torch.randn(2, 16, 20)
+    a = _trained(ResidualVQ(16, 3, 32), x)
+    b = ResidualVQ(16, 3, 32, channel_last=True)
+    b.load_state_dict(a.state_dict())
+    b.eval()
+    out_a, out_b = a(x), b(x.transpose(1, 2))
+    assert torch.equal(out_a.indices, out_b.indices)
+    assert torch.equal(out_a.quantized, out_b.quantized.transpose(1, 2))
+    torch.testing.assert_close(b.decode(out_b.indices), out_b.quantized)
+
+
+def test_bitrate_helpers():
+    rvq = ResidualVQ(8, 8, 1024)
+    assert rvq.bits_per_frame() == 80
+    assert rvq.bits_per_frame(n_quantizers=6) == 60
+    assert rvq.bitrate(frame_rate=75) == 6000
+
+
+# --------------------------------------------------------------------------- original bugs
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("options", [{}, {"ema": False}, {"codebook_dim": 3},
+                                     {"codebook_dim": 3, "use_cosine": True},
+                                     {"beam_size": 3}])
+def test_straight_through_jacobian_is_exactly_identity(options):
+    """Bug: STE applied after the loop / per stage without detach gives Q*I or 0."""
+    dim, t = 4, 3
+    rvq = ResidualVQ(dim, 4, 8, **options).double()
+    rvq(torch.randn(1, dim, 40, dtype=torch.float64))  # k-means init + one EMA step
+    x = torch.randn(1, dim, t, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: rvq(v).quantized, x)
+    torch.testing.assert_close(jac.reshape(dim * t, dim * t),
+                               torch.eye(dim * t, dtype=torch.float64), rtol=0, atol=0)
+
+
+def test_learned_codebooks_get_gradient_from_their_own_codebook_loss():
+    """Bug: no codebook loss, so learned codebooks never moved."""
+    rvq = ResidualVQ(8, 3, 16, ema=False)
+    x = torch.randn(2, 8, 30)
+    rvq(x)  # k-means init
+    out = rvq(x)
+    for k in range(3):
+        (grad,) = torch.autograd.grad(out.codebook_loss[k], rvq.codebook, retain_graph=True)
+        used = torch.zeros(16, dtype=torch.bool)
+        used[out.indices[:, k].unique()] = True
+        assert grad[k][used].abs().sum() > 0, f"stage {k} codebook got no gradient"
+        assert torch.all(grad[k][~used] == 0)
+        others = [j for j in range(3) if j != k]
+        assert torch.all(grad[others] == 0)
+    (grad,) = torch.autograd.grad(out.loss, rvq.codebook)
+    assert grad.abs().sum() > 0
+
+
+def test_every_stage_commitment_loss_reaches_the_encoder():
+    """Bug (encodec#25, vector-quantize-pytorch#33): later stages' commitment grads were zero."""
+    rvq = ResidualVQ(8, 4, 16)
+    rvq(torch.randn(2, 8, 30))
+    rvq.eval()  # losses are still computed; the codebooks stay as they are for `decode`
+    x = torch.randn(2, 8, 30, requires_grad=True)
+    out = rvq(x)
+    codes = [rvq.decode(out.indices[:, : k + 1]) for k in range(4)]
+    for k in range(4):
+        (grad,) = torch.autograd.grad(out.commitment_loss[k], x, retain_graph=True)
+        assert grad.abs().sum() > 0, f"stage {k} commitment loss does not reach the encoder"
+        # Exactly d mse(r_k, c_k) / dx with r_k - c_k = x - (c_1 + ... + c_k).
+        expected = 2 * (x.detach() - codes[k]) / x.numel()
+        torch.testing.assert_close(grad, expected)
+
+
+def test_loss_is_averaged_not_summed_over_quantizers():
+    """Bug: VQ losses summed, so the loss grew with num_quantizers."""
+    x = torch.randn(2, 8, 30)
+    losses = {}
+    for q in (1, 2, 8):
+        rvq = ResidualVQ(8, q, 16, ema=False, kmeans_init=False, dead_code_threshold=0)
+        with torch.no_grad():
+            rvq.codebook.zero_()  # every stage sees the same residual: x itself
+        out = rvq(x)
+        losses[q] = out.loss
+        torch.testing.assert_close(
+            out.loss, out.codebook_loss.mean() + 0.25 * out.commitment_loss.mean())
+    expected = 1.25 * x.pow(2).mean()
+    for q in (1, 2, 8):
+        torch.testing.assert_close(losses[q], expected)
+
+
+def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
+    rvq = ResidualVQ(8, 6, 16, quantizer_dropout=1.0, ema=False, kmeans_init=False,
+                     dead_code_threshold=0)
+    with torch.no_grad():
+        rvq.codebook.zero_()
+    x = torch.randn(2, 8, 10)
+    seen = set()
+    for _ in range(40):
+        out = rvq(x)
+        n = out.indices.shape[1]
+        seen.add(n)
+        assert out.commitment_loss.shape == (n,)
+        torch.testing.assert_close(out.loss, 1.25 * x.pow(2).mean())
+    assert seen == set(range(1, 7))
+    rvq.eval()
+    assert rvq(x).indices.shape[1] == 6
+
+
+# --------------------------------------------------------------------------- codebook learning
+def test_ema_moves_codes_to_cluster_means():
+    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0, eps=1e-9)
+    with torch.no_grad():
+        rvq.codebook[0] = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+        rvq.embed_sum.copy_(rvq.codebook)
+        rvq.cluster_size.fill_(1.0)
+    x = torch.tensor([[2.0, 0.0], [2.0, 2.0], [-3.0, 0.0]]).t()[None]  # (1, 2, 3)
+    rvq(x)
+    # cluster sizes 0.5*1 + 0.5*[2, 1]; sums 0.5*c + 0.5*[(4, 2), (-3, 0)]
+    expected = torch.tensor([[(0.5 + 2.0) / 1.5, 1.0 / 1.5], [(-0.5 - 1.5) / 1.0, 0.0]])
+    torch.testing.assert_close(rvq.codebook[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_revived_code_moves_and_stays_moved():
+    """EnCodec's revival is undone by its own EMA step in the same forward."""
+    torch.manual_seed(1)
+    rvq = ResidualVQ(4, 1, 8, kmeans_init=False, dead_code_threshold=0.5)
+    x = torch.randn(4, 4, 64)
+    with torch.no_grad():
+        rvq.codebook[0, :7] = torch.randn(7, 4) * 0.5
+        rvq.codebook[0, 7] = 100.0  # never chosen
+        rvq.embed_sum.copy_(rvq.codebook)
+        rvq.cluster_size.fill_(1.0)
+        rvq.cluster_size[0, 7] = 0.0
+    rvq(x)
+    revived = rvq.codebook[0, 7].clone()
+    assert (revived - 100.0).abs().min() > 50, "dead code was not revived"
+    data = x.transpose(1, 2).reshape(-1, 4)
+    assert torch.cdist(revived[None], data).min() < 1e-4, "revived code is not a batch vector"
+    rvq(x)
+    assert (rvq.codebook[0, 7] - revived).abs().max() < 5, "next EMA step pulled it back"
+    assert (rvq.codebook[0, 7] - 100.0).abs().min() > 50
+
+
+def test_codebook_usage_stays_high_over_training():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(8, 2, 64, decay=0.9)
+    for _ in range(60):
+        rvq(torch.randn(4, 8, 64))
+    usage = rvq.codebook_usage()
+    assert torch.all(usage.codes_used >= 0.95), usage
+    assert torch.all(usage.perplexity > 0.8 * 64), usage
+
+
+def test_kmeans_init_runs_once_and_state_dict_restores_it():
+    x = torch.randn(2, 8, 100)
+    rvq = ResidualVQ(8, 2, 16)
+    assert not bool(rvq.initialized)
+    rvq(x)
+    assert bool(rvq.initialized)
+    data = x.transpose(1, 2).reshape(-1, 8)
+    # Stage 0 codes are k-means centroids of the data: each close to some vectors' mean.
+    assert torch.cdist(rvq.codebook[0], data).min(dim=1).values.max() < 3
+    fresh = ResidualVQ(8, 2, 16)
+    fresh.load_state_dict(rvq.state_dict(), strict=True)
+    before = fresh.codebook.clone()
+    fresh.eval()
+    torch.testing.assert_close(fresh(x).quantized, rvq.eval()(x).quantized)
+    fresh.train()
+    fresh._update_codebooks = lambda *a, **k: None  # isolate the init decision
+    fresh(x)
+    assert torch.equal(fresh.codebook, before), "k-means ran again after load_state_dict"
+
+
+def test_joint_refinement_trains_and_reduces_error():
+    torch.manual_seed(0)
+    data = torch.randn(1, 8, 4000)
+    errors = {}
+    for refine in (False, True):
+        torch.manual_seed(0)
+        rvq = ResidualVQ(8, 3, 32, joint_refine=refine, decay=0.9)
+        for _ in range(30):
+            rvq(data)
+        rvq.eval()
+        errors[refine] = (rvq(data).quantized - data).pow(2).mean()
+        assert torch.isfinite(rvq.codebook).all()
+    assert errors[True] <= errors[False] * 1.02
+
+
+# --------------------------------------------------------------------------- beam search
+def test_exhaustive_beam_finds_the_optimal_codes():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(3, 3, 4, kmeans_init=False, beam_size=64).eval()
+    x = torch.randn(1, 3, 50)
+    best = rvq(x).quantized
+    grid = torch.cartesian_prod(*[torch.arange(4)] * 3)  # (64, 3)
+    sums = sum(rvq.codebook[k][grid[:, k]] for k in range(3))  # (64, 3)
+    brute = torch.cdist(x[0].t(), sums).argmin(dim=1)
+    torch.testing.assert_close(best[0].t(), sums[brute])
+    greedy = ResidualVQ(3, 3, 4, kmeans_init=False).eval()
+    greedy.load_state_dict(rvq.state_dict())
+    assert (greedy(x).quantized - x).pow(2).sum() >= (best - x).pow(2).sum()
+
+
+# --------------------------------------------------------------------------- gradient estimator
+def test_rotation_trick_forward_is_exact_and_gradient_is_rotated():
+    x = torch.randn(2, 6, 20)
+    ste = _trained(ResidualVQ(6, 2, 16), x)
+    rot = ResidualVQ(6, 2, 16, gradient_estimator="rotation")
+    rot.load_state_dict(ste.state_dict())
+    rot.eval()
+    xr = x.clone().requires_grad_(True)
+    out_rot = rot(xr)
+    assert torch.equal(out_rot.quantized, ste(x).quantized)
+    g = torch.randn_like(x)
+    (grad,) = torch.autograd.grad(out_rot.quantized, xr, g)
+    # Per vector: grad = (|q|/|x|) R^T g, so its norm is |g| |q| / |x|.
+    vx, vq, vg, vgrad = (t.transpose(1, 2).reshape(-1, 6) for t in (x, out_rot.quantized, g,
+                                                                     grad))
+    expected_norm = vg.norm(dim=1) * vq.norm(dim=1) / vx.norm(dim=1)
+    torch.testing.assert_close(vgrad.norm(dim=1), expected_norm, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(grad, g)
+
+
+# --------------------------------------------------------------------------- masks, NaN, dtypes
+def test_mask_excludes_padding_from_losses_stats_and_ema():
+    torch.manual_seed(0)
+    real = torch.randn(1, 8, 50)
+    padded = torch.cat([real, torch.full((1, 8, 30), 1e4)], dim=2)
+    padded[..., -3] = float("nan")
+    mask = torch.zeros(1, 80, dtype=torch.bool)
+    mask[:, :50] = True
+    a = ResidualVQ(8, 2, 16, dead_code_threshold=0)
+    b = ResidualVQ(8, 2, 16, dead_code_threshold=0)
+    torch.manual_seed(3)
+    out_a = a(real)
+    torch.manual_seed(3)
+    out_b = b(padded, mask=mask)
+    for name in ("loss", "commitment_loss", "perplexity", "codes_used"):
+        torch.testing.assert_close(getattr(out_a, name), getattr(out_b, name))
+    for name, buf in a.named_buffers():
+        torch.testing.assert_close(buf, dict(b.named_buffers())[name], msg=name)
+    assert torch.equal(out_a.indices, out_b.indices[..., :50])
+
+
+def test_all_padding_batch_leaves_state_unchanged():
+    rvq = ResidualVQ(8, 2, 16)
+    rvq(torch.randn(2, 8, 40))
+    state = {k: v.clone() for k, v in rvq.state_dict().items()}
+    out = rvq(torch.randn(2, 8, 40), mask=torch.zeros(2, 40))
+    assert out.loss == 0
+    for k, v in rvq.state_dict().items():
+        torch.testing.assert_close(v, state[k], msg=k)
+
+
+def test_non_finite_input_never_reaches_the_codebooks():
+    rvq = ResidualVQ(8, 3, 16, ema=False)
+    x = torch.randn(2, 8, 40)
+    x[0, :, 3] = float("nan")
+    x[1, 2, 7] = float("inf")
+    for _ in range(3):
+        out = rvq(x)
+        out.loss.backward()
+        assert torch.isfinite(out.loss)
+        assert torch.isfinite(rvq.codebook.grad).all()
+        rvq.codebook.grad = None
+    ema = ResidualVQ(8, 3, 16)
+    for _ in range(3):
+        ema(x)
+    for name, buf in ema.named_buffers():
+        if buf.is_floating_point():
+            assert torch.isfinite(buf).all(), name
+    assert not torch.isfinite(ema(x).quantized[0, :, 3]).any()  # its own output shows it
+
+
+def test_bf16_autocast_keeps_float32_lookup():
+    x = torch.randn(2, 16, 50)
+    rvq = _trained(ResidualVQ(16, 3, 64, codebook_dim=8), x)
+    ref = rvq(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rvq(x)
+    assert torch.equal(out.indices, ref.indices)
+    assert out.quantized.dtype == torch.float32
+    out16 = rvq(x.to(torch.bfloat16))
+    assert out16.quantized.dtype == torch.bfloat16
+    rvq.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xb = x.clone().requires_grad_(True)
+        res = rvq(xb)
+        (res.quantized.float().sum() + res.loss).backward()
+    assert xb.grad is not None and torch.isfinite(xb.grad).all()
+    assert rvq.codebook.dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad,exc,match", [
+    (torch.randn(16, 20), ValueError, r"expected x of shape \(B, 16, T\), got \(16, 20\)"),
+    (torch.randn(2, 15, 20), ValueError, r"dim=16, got \(2, 15, 20\)"),
+    (torch.zeros(2, 16, 20, dtype=torch.long), TypeError, "floating-point dtype, got torch.int64"),
+    (torch.randn(2, 16, 0), ValueError, "non-empty"),
+    ([[1.0]], TypeError, "torch.Tensor, got list"),
+])
+def test_bad_input_names_expected_and_actual(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        ResidualVQ(16, 2, 8)(bad)
+
+
+def test_bad_mask_and_indices():
+    rvq = ResidualVQ(16, 2, 8)
+    x = torch.randn(2, 16, 20)
+    with pytest.raises(ValueError, match=r"mask of shape \(B, T\) = \(2, 20\), got \(2, 19\)"):
+        rvq(x, mask=torch.ones(2, 19))
+    with pytest.raises(ValueError, match=r"codes in \[0, 8\), got values in \[0, 8\]"):
+        rvq.decode(torch.tensor([[[0, 8]]]))
+    with pytest.raises(ValueError, match=r"got values in \[-1, 0\]"):
+        rvq.decode(torch.tensor([[[-1, 0]]]))
+    with pytest.raises(TypeError, match="integer indices, got torch.float32"):
+        rvq.decode(torch.zeros(1, 2, 3))
+    with pytest.raises(ValueError, match=r"1 <= n <= 2, got \(1, 3, 4\)"):
+        rvq.decode(torch.zeros(1, 3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_quantizers <= 2, got 3"):
+        rvq.encode(x, n_quantizers=3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"dim": 0}, "dim >= 1, got 0"),
+    ({"decay": 1.0}, r"decay in \(0.0, 1.0\), got 1.0"),
+    ({"gradient_estimator": "gumbel"}, "'ste' or 'rotation', got 'gumbel'"),
+    ({"joint_refine": True, "ema": False}, "joint_refine needs ema=True"),
+    ({"quantizer_dropout": 1.5}, r"quantizer_dropout in \[0.0, 1.0\], got 1.5"),
+])
+def test_bad_hyperparameters(kwargs, match):
+    args = {"dim": 8, "num_quantizers": 2, "codebook_size": 4, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        ResidualVQ(**args)
+
+
+# --------------------------------------------------------------------------- state, devices
+@pytest.mark.parametrize("options", [{}, {"ema": False}, {"codebook_dim": 4}])
+def test_state_dict_strict_round_trip(options):
+    x = torch.randn(2, 8, 30)
+    a = _trained(ResidualVQ(8, 3, 16, **options), x)
+    b = ResidualVQ(8, 3, 16, **options)
+    b.load_state_dict(a.state_dict(), strict=True)
+    b.eval()
+    assert torch.equal(a(x).quantized, b(x).quantized)
+
+
+def test_meta_device_construction():
+    rvq = ResidualVQ(8, 2, 16, codebook_dim=4, device="meta")
+    assert rvq.codebook.device.type == "meta"
+    rvq = rvq.to_empty(device="cpu")
+    rvq.reset_parameters()
+    assert torch.isfinite(rvq.codebook).all()
+
+
+def test_compile_fullgraph_matches_eager():
+    x = torch.randn(2, 8, 30)
+    rvq = _trained(ResidualVQ(8, 3, 16), x)
+    explain = torch._dynamo.explain(rvq)(x)
+    assert explain.graph_break_count == 0
+    compiled = torch.compile(rvq, backend="eager", fullgraph=True)
+    out, ref = compiled(x), rvq(x)
+    assert torch.equal(out.indices, ref.indices)
+    torch.testing.assert_close(out.quantized, ref.quantized)
+    rvq.train()
+    ctrain = torch.compile(rvq, backend="eager", fullgraph=True)
+    res = ctrain(x)
+    assert torch.isfinite(res.loss)
+
+
+# --------------------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(
+    dim=st.integers(1, 12), q=st.integers(1, 4), k=st.sampled_from([1, 2, 5, 16]),
+    cdim=st.one_of(st.none(), st.integers(1, 6)), cosine=st.booleans(), ema=st.booleans(),
+    b=st.integers(1, 3), t=st.integers(1, 9), beam=st.sampled_from([1, 2]),
+)
+def test_property_shapes_and_round_trip(dim, q, k, cdim, cosine, ema, b, t, beam):
+    rvq = ResidualVQ(dim, q, k, codebook_dim=cdim, use_cosine=cosine, ema=ema, beam_size=beam)
+    x = torch.randn(b, dim, t)
+    out = rvq(x)
+    assert out.quantized.shape == x.shape and out.indices.shape == (b, q, t)
+    assert torch.isfinite(out.loss) and torch.isfinite(out.quantized).all()
+    assert 0 <= int(out.indices.min()) and int(out.indices.max()) < k
+    rvq.eval()
+    codes = rvq.encode(x)
+    torch.testing.assert_close(rvq.decode(codes), rvq(x).quantized)
+    assert math.isclose(rvq.bits_per_frame(), q * math.log2(k))
+
+
+def test_quantized_matches_codes_sum_in_training_too():
+    rvq = ResidualVQ(8, 3, 16)
+    x = torch.randn(2, 8, 30)
+    rvq(x)
+    state = {k: v.clone() for k, v in rvq.state_dict().items()}
+    out = rvq(x)  # updates the codebooks after quantizing
+    rvq.load_state_dict(state)
+    torch.testing.assert_close(rvq.decode(out.indices), out.quantized)
+    assert F.mse_loss(out.quantized, x) < x.pow(2).mean()
