@@ -131,7 +131,9 @@ def beam_search(z: Tensor, code_vectors: list[Tensor], beam_size: int) -> Tensor
 
 
 def rotation_trick(z: Tensor, q: Tensor, eps: float = 1e-6) -> Tensor:
-    """Rotation-trick estimator (Fifty et al. 2024, arXiv:2410.06424): value ``q``, gradient ``sg(λR)``.
+    """Rotation-trick estimator (Fifty et al. 2024, arXiv:2410.06424).
+
+    Value ``q``, gradient ``sg(λR)``.
 
     ``R`` is the rotation taking ``z``'s direction to ``q``'s, ``λ = |q| / |z|``, both treated as
     constants, so the gradient reaching ``z`` is rotated and rescaled rather than copied.

@@ -270,7 +270,7 @@ class ResidualVQ(nn.Module):
             z, weight = self._flatten(x, mask)
             if self.training and self._needs_init:
                 self.init_from_batch_(x, mask)
-            out = self._quantize(z, weight, n)
+            out = self._quantize(z, weight, n, mask is not None)
         quantized = self._unflatten(out[0].to(x.dtype), b, t)
         indices = out[1].t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
         return RVQOutput(quantized, indices, *out[2:])
@@ -279,51 +279,54 @@ class ResidualVQ(nn.Module):
         x = check_latents(x, self.dim, _OWNER, self.channel_last)
         return (x.shape[0], x.shape[1]) if self.channel_last else (x.shape[0], x.shape[2])
 
-    def _quantize(self, z: Tensor, weight: Tensor, n: int) -> tuple[Tensor, ...]:
-        """Core loop on flat vectors: ``(quantized, indices (N, n), loss, commit, codebook,
-        perplexity, codes_used)``."""
+    def _quantize(self, raw: Tensor, weight: Tensor, n: int, masked: bool) -> tuple[Tensor, ...]:
+        """Core loop on flat vectors ``(N, D)``: ``(quantized, indices (N, n), loss, commit,
+        codebook, perplexity, codes_used)``."""
         valid = weight > 0  # (N,)
-        # Non-finite elements are zeroed (gradient 0 there) so no NaN reaches a loss, a
-        # gradient of the codebooks or projections, or the EMA state; re-added to the output.
-        raw, z = z, torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+        # Non-finite rows are zeroed (gradient 0 there) so no NaN reaches a loss, a gradient of
+        # the codebooks or projections, or the EMA state; ``raw`` re-adds them to the output.
+        z = torch.where(torch.isfinite(raw).all(dim=-1, keepdim=True), raw, 0.0)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
         beam = self._assign(z, n)
         residual, total = z, torch.zeros_like(z.detach())
-        reconstruction_grad = torch.zeros_like(z)  # zero value; carries projection gradients
+        projection_grad: Tensor | float = 0.0  # zero value; carries projection gradients
         all_idx, commit, codebook_loss, counts, stage_inputs = [], [], [], [], []
         for k in range(n):
             ze = self._to_code_space(k, residual)  # (N, Dc)
             codes = self.codebook[k].to(z.dtype)  # (K, Dc)
             idx = ops.nearest(ze.detach(), codes, self.use_cosine) if beam is None else beam[:, k]
             chosen = F.embedding(idx, codes)  # (N, Dc); carries codebook grads if learned
-            commit.append(_masked_mse(ze, chosen.detach(), valid, weight, denom))
             if self.ema:
-                codebook_loss.append(torch.zeros((), dtype=z.dtype, device=z.device))
+                codebook_loss.append(z.new_zeros(()))
             else:
-                codebook_loss.append(_masked_mse(chosen, ze.detach(), valid, weight, denom))
+                codebook_loss.append(_masked_mse(chosen - ze.detach(), valid, denom))
             if self.project_out is None:
                 step = chosen.detach()  # (N, D)
+                residual = residual - step
+                commit.append(_masked_mse(residual, valid, denom))  # r_k - c_k = r_{k+1}
             else:
+                commit.append(_masked_mse(ze - chosen.detach(), valid, denom))
                 # Projections learn from the reconstruction through their own straight-through
                 # path, fed by the detached residual so the encoder still sees exactly I.
                 ze_free = self.project_in[k](residual.detach())  # type: ignore[index]
                 step_grad = self.project_out[k](ze_free + (chosen - ze_free).detach())
                 step = step_grad.detach()
-                reconstruction_grad = reconstruction_grad + (step_grad - step)
-            residual = residual - step
+                projection_grad = projection_grad + (step_grad - step)
+                residual = residual - step
             total = total + step
             all_idx.append(idx)
             counts.append(ops.weighted_counts(idx, weight, self.codebook_size))
             stage_inputs.append(ze.detach())
         if self.gradient_estimator == "rotation":
-            quantized = ops.rotation_trick(z, total)
+            quantized = ops.rotation_trick(z, total) + (raw.detach() - z.detach())
         else:
-            quantized = total + (z - z.detach())  # value: exactly the sum of codes
-        quantized = quantized + reconstruction_grad + (raw.detach() - z.detach())
+            quantized = total + (raw - raw.detach())  # value: exactly the sum of codes
+        quantized = quantized + projection_grad
         if self.training:
-            self._update_codebooks(z.detach(), total, stage_inputs, all_idx, counts, weight)
-        commit_t, codebook_t, counts_t = torch.stack(commit), torch.stack(codebook_loss), \
-            torch.stack(counts)
+            self._update_codebooks(z.detach(), total, stage_inputs, all_idx, counts, weight,
+                                   masked)
+        commit_t, codebook_t = torch.stack(commit), torch.stack(codebook_loss)
+        counts_t = torch.stack(counts)
         loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
         return (quantized, torch.stack(all_idx, dim=1), loss, commit_t, codebook_t,
                 ops.perplexity(counts_t), (counts_t > 0).to(z.dtype).mean(dim=-1))
@@ -331,7 +334,8 @@ class ResidualVQ(nn.Module):
     # ------------------------------------------------------------------ codebook learning
     @torch.no_grad()
     def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
-                          all_idx: list[Tensor], counts: list[Tensor], weight: Tensor) -> None:
+                          all_idx: list[Tensor], counts: list[Tensor], weight: Tensor,
+                          masked: bool) -> None:
         """EMA statistics, codebook refresh and dead-code revival for the stages that ran."""
         has_data = weight.sum() > 0
         keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
@@ -342,14 +346,14 @@ class ResidualVQ(nn.Module):
                 target = ze
                 if self.joint_refine:  # what code k must produce given all the other stages
                     target = z - total + self.codebook[k].to(z.dtype)[idx]
-                # Zero excluded rows (NaN * 0 is NaN, so select rather than multiply).
-                target = torch.where(w > 0, target * w, 0.0)
+                if masked:  # padding rows hold real values; non-finite rows are already 0
+                    target = torch.where(w > 0, target, 0.0)
                 sums = target.new_zeros(self.codebook_size, target.shape[1]).index_add_(
                     0, idx, target)
                 self.embed_sum[k].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
                 self._refresh_codebook(k)
             if self.dead_code_threshold > 0:
-                self._revive(k, torch.where(w > 0, ze, 0.0), weight, has_data)
+                self._revive(k, ze, weight, has_data)  # samples only rows with weight
 
     def _refresh_codebook(self, k: int) -> None:
         size = self.cluster_size[k]
@@ -480,7 +484,6 @@ class ResidualVQ(nn.Module):
                              (~alive).sum(-1))
 
 
-def _masked_mse(a: Tensor, b: Tensor, valid: Tensor, weight: Tensor, denom: Tensor) -> Tensor:
-    """Mean squared error over the valid rows of ``(N, D)`` tensors (excluded rows give 0)."""
-    sq = (a - b).pow(2).sum(dim=-1)  # (N,)
-    return (torch.where(valid, sq, 0.0) * weight).sum() / denom
+def _masked_mse(diff: Tensor, valid: Tensor, denom: Tensor) -> Tensor:
+    """Mean squared ``diff`` over the valid rows of ``(N, D)`` (excluded rows count 0)."""
+    return torch.where(valid, diff.square().sum(dim=-1), 0.0).sum() / denom
