@@ -149,6 +149,7 @@ class ResidualVQ(nn.Module):
         self.register_buffer("cluster_size", torch.empty(num_quantizers, codebook_size,
                                                          **factory))
         self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
+        self._forced_indices: Tensor | None = None  # (N, n), set only by rvq_blocks.testing
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
         if cdim != dim:
@@ -234,6 +235,8 @@ class ResidualVQ(nn.Module):
 
     def _assign(self, z: Tensor, n: int) -> Tensor | None:
         """Beam-search indices ``(N, n)`` when ``beam_size > 1``, else ``None`` (greedy)."""
+        if self._forced_indices is not None:
+            return self._forced_indices[:, :n]
         if self.beam_size == 1:
             return None
         with torch.no_grad():
