@@ -4,14 +4,35 @@ Shape letters used throughout: B batch, C audio channels, S samples, D latent di
 T frames, Q quantizers, K codebook size, N flattened vectors.
 """
 
+from .balancer import LossBalancer
 from .outputs import CodebookUsage, RVQOutput
 from .residual_vq import ResidualVQ
+from .rms_loss import RMSScaleLoss, per_example_rms, rms_scale_loss
+from .scaled_tanh import ScaledTanhHead, scaled_tanh
+from .spectral import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    mel_filterbank,
+    multi_resolution_stft_loss,
+    multi_scale_mel_loss,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CodebookUsage",
+    "LossBalancer",
+    "MultiResolutionSTFTLoss",
+    "MultiScaleMelLoss",
+    "RMSScaleLoss",
     "RVQOutput",
     "ResidualVQ",
+    "ScaledTanhHead",
     "__version__",
+    "mel_filterbank",
+    "multi_resolution_stft_loss",
+    "multi_scale_mel_loss",
+    "per_example_rms",
+    "rms_scale_loss",
+    "scaled_tanh",
 ]

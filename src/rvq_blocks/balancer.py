@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -191,13 +192,18 @@ class LossBalancer(nn.Module):
         """
         extra = dict(unbalanced or {})
         self._check_losses(losses, output, extra)
-        vals = torch.stack([losses[k].detach().reshape(()) for k in self.names])  # (L,)
-        extra_vals = [extra[k].detach().reshape(()) for k in extra]
+        dtype = functools.reduce(torch.promote_types, [v.dtype for v in losses.values()],
+                                 torch.float32)  # losses may differ in precision under autocast
+        vals = torch.stack([losses[k].detach().reshape(()).to(dtype) for k in self.names])  # (L,)
+        extra_vals = [extra[k].detach().reshape(()).to(dtype) for k in extra]
         w = vals.new_tensor([self.weights[k] for k in self.names])  # (L,)
         grads: list[Tensor] | None = None
         if output is not None:
+            kept = output.grad if output.retains_grad else None
             raw = [torch.autograd.grad(losses[k], output, retain_graph=True, allow_unused=True)[0]
-                   for k in self.names]
+                   if losses[k].requires_grad else None for k in self.names]
+            if output.retains_grad:  # autograd.grad also fills a retained .grad: undo that
+                output.grad = kept
             missing = [k for k, g in zip(self.names, raw, strict=True) if g is None]
             if self.balance_grads and missing:
                 raise ValueError(f"{_OWNER}.backward: losses {missing} do not depend on output; "
@@ -223,7 +229,8 @@ class LossBalancer(nn.Module):
         effective = (scales * vals).sum() + sum(extra_vals, vals.new_zeros(()))
         self._record(vals, scales, norms, extra, extra_vals, effective)
 
-        extra_total = sum((v.reshape(()) for v in extra.values()), None)
+        live = [v.reshape(()) for v in extra.values() if v.requires_grad]
+        extra_total = sum(live[1:], live[0]) if live else None
         if grads is not None and output is not None and self.balance_grads:
             g_total = sum(s * g for s, g in zip(scales, grads, strict=True))
             roots, seeds = [output], [g_total]
@@ -292,9 +299,10 @@ class LossBalancer(nn.Module):
         """Flat ``name/key -> float`` record of the last ``backward``, ready to log.
 
         Per weighted loss: ``value`` (raw loss), ``weight``, ``scale`` (factor applied),
-        ``grad_norm`` (``n_i`` this step), ``ema_norm`` (``avg_i``), ``share`` (fraction of
-        the summed per-loss gradient norms at ``y`` after scaling, ``scale_i n_i / sum_j
-        scale_j n_j``; it tends to ``w_i / sum w`` when balancing). Per unbalanced loss:
+        ``grad_norm`` (``n_i`` this step), ``ema_norm`` (``avg_i``, gradient mode only),
+        ``share`` (fraction of the summed per-loss gradient norms at ``y`` after scaling,
+        ``scale_i n_i / sum_j scale_j n_j``; it tends to ``w_i / sum w`` when balancing).
+        ``grad_norm`` and ``share`` need ``output`` in static mode. Per unbalanced loss:
         ``value``. Global: ``total`` (effective loss), ``skipped`` (1.0 if the step was
         skipped), ``num_skipped``, and ``nonfinite/<name>`` = 1.0 for each offending loss.
         Reading it synchronises with the device.
@@ -318,7 +326,8 @@ class LossBalancer(nn.Module):
         ema = last["ema"].tolist()
         for i, k in enumerate(self.names):
             out[f"{k}/scale"] = scales[i].item()
-            out[f"{k}/ema_norm"] = ema[i]
+            if self.balance_grads:
+                out[f"{k}/ema_norm"] = ema[i]
         if norms is not None:
             contrib = scales.to(norms) * norms
             share = (contrib / contrib.sum().clamp_min(1e-30)).tolist()

@@ -61,8 +61,9 @@ class ResidualVQ(nn.Module):
             ``n ~ U{1..Q}`` of stages (SoundStream), for bitrate scalability.
         gradient_estimator: ``"ste"`` (straight-through) or ``"rotation"`` (rotation trick).
         beam_size: Encode with a beam search over the stages that minimises the total
-            reconstruction error (1 = greedy). Applies to ``forward`` and ``encode``;
-            ``decode`` is unchanged.
+            reconstruction error (1 = greedy). Applies to ``encode`` and eval-mode
+            ``forward``; training assignments stay greedy (``beam_size`` times cheaper, and
+            the codebooks it trains serve the beam as well); ``decode`` is unchanged.
         joint_refine: EMA target of stage ``k`` is ``x - sum_{j != k} c_j`` (what the
             code must reconstruct given all other stages) instead of the residual ``r_k``;
             needs ``ema=True`` and no projections.
@@ -234,10 +235,10 @@ class ResidualVQ(nn.Module):
         return self._from_code_space(k, self.codebook[k].to(dtype))
 
     def _assign(self, z: Tensor, n: int) -> Tensor | None:
-        """Beam-search indices ``(N, n)`` when ``beam_size > 1``, else ``None`` (greedy)."""
+        """Beam-search indices ``(N, n)`` in eval with ``beam_size > 1``, else ``None`` (greedy)."""
         if self._forced_indices is not None:
             return self._forced_indices[:, :n]
-        if self.beam_size == 1:
+        if self.beam_size == 1 or self.training:
             return None
         with torch.no_grad():
             return ops.beam_search(z.detach(), [self._code_vectors(k, z.dtype)

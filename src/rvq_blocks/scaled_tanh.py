@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ._checks import check_float_tensor
 
-__all__ = ["ScaledTanhHead", "scaled_tanh", "saturation"]
+__all__ = ["ScaledTanhHead", "scaled_tanh"]
 
 _OWNER = "ScaledTanhHead"
 _PARAMETRIZATIONS = ("linear", "exp", "softplus")
@@ -48,6 +48,8 @@ def scaled_tanh(x: Tensor, scale: Tensor | float = 1.0) -> Tensor:
         0.0
     """
     check_float_tensor("x", x, "scaled_tanh")
+    if isinstance(scale, Tensor):
+        scale = scale.to(x.dtype)  # the output keeps the input's dtype
     if isinstance(scale, Tensor) and scale.ndim == 1:
         if x.ndim != 3 or x.shape[1] != scale.shape[0]:
             raise ValueError(
@@ -59,29 +61,6 @@ def scaled_tanh(x: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     # 1 so the output stays strictly inside (-1, 1) (the true gradient there is < 1e-7)
     bound = 1.0 - torch.finfo(x.dtype).eps / 2
     return torch.tanh(scale * x).clamp(-bound, bound)
-
-
-def saturation(y: Tensor, threshold: float = 0.99) -> Tensor:
-    """Fraction of output samples with ``|y| > threshold``, as a 0-d tensor (no device sync).
-
-    A tanh head spending many samples near +/-1 is clipping: its gradient there is close to
-    zero and the waveform is compressed. Log this next to the training loss.
-
-    Args:
-        y: Output of a bounded head.
-        threshold: Magnitude above which a sample counts as saturated.
-
-    Returns:
-        A 0-d float tensor in ``[0, 1]``.
-
-    Raises:
-        TypeError: If ``y`` is not a floating-point tensor.
-        ValueError: If ``threshold`` is not in ``(0, 1)``.
-    """
-    check_float_tensor("y", y, "saturation")
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"saturation expected threshold in (0, 1), got {threshold}")
-    return (y.detach().abs() > threshold).float().mean()
 
 
 class ScaledTanhHead(nn.Module):
@@ -208,8 +187,29 @@ class ScaledTanhHead(nn.Module):
 
     @staticmethod
     def saturation(y: Tensor, threshold: float = 0.99) -> Tensor:
-        """Fraction of ``|y| > threshold`` in an output of this head; see :func:`saturation`."""
-        return saturation(y, threshold)
+        """Fraction of samples with ``|y| > threshold``, as a 0-d tensor (no device sync).
+
+        A tanh head spending many samples near +/-1 is clipping: its gradient there is close
+        to zero and loud passages are compressed. Log this next to the training loss. It
+        works on any waveform, so the same number can be read off a fixed ``tanh`` or a
+        clamp head for comparison.
+
+        Args:
+            y: Output waveform.
+            threshold: Magnitude above which a sample counts as saturated, in ``(0, 1)``.
+
+        Returns:
+            A 0-d float tensor in ``[0, 1]``.
+
+        Raises:
+            TypeError: If ``y`` is not a floating-point tensor.
+            ValueError: If ``threshold`` is not in ``(0, 1)``.
+        """
+        check_float_tensor("y", y, "ScaledTanhHead.saturation")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"ScaledTanhHead.saturation expected threshold in (0, 1), "
+                             f"got {threshold}")
+        return (y.detach().abs() > threshold).float().mean()
 
     def extra_repr(self) -> str:
         return (f"init_scale={self.init_scale}, channels={self.channels}, "

@@ -88,8 +88,8 @@ def mel_filterbank(
     return fb.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
-def _flatten_audio(pred: Tensor, target: Tensor, min_samples: int, owner: str) -> tuple[Tensor,
-                                                                                         Tensor]:
+def _flatten_audio(pred: Tensor, target: Tensor, min_samples: int,
+                   owner: str) -> tuple[Tensor, Tensor]:
     check_float_tensor("pred", pred, owner)
     check_float_tensor("target", target, owner)
     if pred.shape != target.shape:
@@ -161,7 +161,27 @@ def _hops(sizes: Sequence[int], hop_sizes: Sequence[int] | None, owner: str) -> 
     return [int(h) for h in hop_sizes]
 
 
-class MultiResolutionSTFTLoss(nn.Module):
+class _MultiScaleSpectralLoss(nn.Module):
+    """Shared forward: subclasses set ``fft_sizes``, ``hop_sizes`` and register buffers."""
+
+    fft_sizes: tuple[int, ...]
+    hop_sizes: tuple[int, ...]
+    floor: float
+    log_weight: float
+    mag_weight: float
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Compute the loss (a 0-d tensor)."""
+        owner = type(self).__name__
+        p, t = _flatten_audio(pred, target, max(self.fft_sizes) // 2 + 1, owner)
+        n = len(self.fft_sizes)
+        windows = [getattr(self, f"window_{i}") for i in range(n)]
+        fbs = [getattr(self, f"filterbank_{i}", None) for i in range(n)]
+        return _spectral_loss(p, t, windows, self.hop_sizes, fbs, self.floor, self.log_weight,
+                              self.mag_weight)
+
+
+class MultiResolutionSTFTLoss(_MultiScaleSpectralLoss):
     """L1 distance of log (and optionally linear) STFT magnitudes at several resolutions.
 
     For each FFT size ``n`` (Hann window of length ``n``, hop ``n // 4`` by default, centred
@@ -221,20 +241,12 @@ class MultiResolutionSTFTLoss(nn.Module):
             self.register_buffer(f"window_{i}", torch.hann_window(n, device=device, dtype=dtype),
                                  persistent=False)
 
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Compute the loss (a 0-d tensor)."""
-        p, t = _flatten_audio(pred, target, max(self.fft_sizes) // 2 + 1,
-                              "MultiResolutionSTFTLoss")
-        windows = [getattr(self, f"window_{i}") for i in range(len(self.fft_sizes))]
-        return _spectral_loss(p, t, windows, self.hop_sizes, [None] * len(windows), self.floor,
-                              self.log_weight, self.mag_weight)
-
     def extra_repr(self) -> str:
         return (f"fft_sizes={self.fft_sizes}, hop_sizes={self.hop_sizes}, floor={self.floor}, "
                 f"log_weight={self.log_weight}, mag_weight={self.mag_weight}")
 
 
-class MultiScaleMelLoss(nn.Module):
+class MultiScaleMelLoss(_MultiScaleSpectralLoss):
     """L1 distance of log mel magnitudes at several window sizes (DAC-style mel loss).
 
     Each scale uses a Hann window of length ``w`` (FFT size ``w``, hop ``w // 4``), a
@@ -296,7 +308,8 @@ class MultiScaleMelLoss(nn.Module):
             raise ValueError(f"{owner} expected one n_mels per window length "
                              f"({len(window_lengths)}), got {tuple(n_mels)}")
         self.sample_rate, self.f_min, self.f_max = float(sample_rate), f_min, f_max
-        self.window_lengths = tuple(int(w) for w in window_lengths)
+        self.window_lengths = self.fft_sizes = tuple(int(w) for w in window_lengths)
+        self.hop_sizes = tuple(max(1, w // 4) for w in self.window_lengths)
         self.n_mels = tuple(int(m) for m in n_mels)
         self.floor, self.log_weight, self.mag_weight = float(floor), log_weight, mag_weight
         for i, (w, m) in enumerate(zip(self.window_lengths, self.n_mels, strict=True)):
@@ -305,17 +318,6 @@ class MultiScaleMelLoss(nn.Module):
             fb = mel_filterbank(w // 2 + 1, m, sample_rate, f_min=f_min, f_max=f_max,
                                 device=device, dtype=dtype)
             self.register_buffer(f"filterbank_{i}", fb, persistent=False)
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """Compute the loss (a 0-d tensor)."""
-        p, t = _flatten_audio(pred, target, max(self.window_lengths) // 2 + 1,
-                              "MultiScaleMelLoss")
-        n = len(self.window_lengths)
-        windows = [getattr(self, f"window_{i}") for i in range(n)]
-        fbs = [getattr(self, f"filterbank_{i}") for i in range(n)]
-        hops = [max(1, w // 4) for w in self.window_lengths]
-        return _spectral_loss(p, t, windows, hops, fbs, self.floor, self.log_weight,
-                              self.mag_weight)
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, window_lengths={self.window_lengths}, "

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rvq_blocks.scaled_tanh import ScaledTanhHead, scaled_tanh
+
+PARAMS = ["linear", "exp", "softplus"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("parametrization", PARAMS)
+@pytest.mark.parametrize("channels", [None, 3])
+def test_init_equals_tanh(parametrization, channels):
+    head = ScaledTanhHead(channels=channels, parametrization=parametrization)
+    x = torch.randn(4, 3, 50)
+    torch.testing.assert_close(head(x), torch.tanh(x))
+    expected = torch.ones(()) if channels is None else torch.ones(3)
+    torch.testing.assert_close(head.scale, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_output_strictly_inside_unit_interval(dtype):
+    head = ScaledTanhHead(init_scale=5.0, channels=1)  # float32 scale, any input dtype
+    x = (100 * torch.randn(8, 1, 1000)).to(dtype)
+    y = head(x)
+    assert y.dtype == dtype
+    assert bool((y.abs() < 1).all())
+    assert bool((y.abs() > 0.99).any())  # the test does reach saturation
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("parametrization", PARAMS)
+@pytest.mark.parametrize("channels", [None, 2])
+def test_gradcheck(parametrization, channels):
+    head = ScaledTanhHead(1.3, channels=channels, parametrization=parametrization,
+                          dtype=torch.float64)
+    x = torch.randn(3, 2, 7, dtype=torch.float64, requires_grad=True)
+    raw = head.raw_scale.detach().clone().requires_grad_(True)
+
+    def fn(x, raw):
+        return torch.func.functional_call(head, {"raw_scale": raw}, (x,))
+
+    assert torch.autograd.gradcheck(fn, (x, raw))
+    assert torch.autograd.gradgradcheck(fn, (x, raw))
+
+
+@pytest.mark.parametrize("parametrization", PARAMS)
+def test_toy_fit_recovers_scale(parametrization):
+    x = 0.5 * torch.randn(16, 1, 256)
+    target = torch.tanh(2.5 * x)
+    head = ScaledTanhHead(1.0, parametrization=parametrization)
+    opt = torch.optim.Adam(head.parameters(), lr=0.1)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(x), target).backward()
+        opt.step()
+    assert abs(head.scale.item() - 2.5) / 2.5 < 0.02
+
+
+def test_toy_fit_per_channel():
+    x = 0.5 * torch.randn(16, 2, 256)
+    true = torch.tensor([2.5, 0.6])
+    target = torch.tanh(true[:, None] * x)
+    head = ScaledTanhHead(1.0, channels=2, parametrization="exp")
+    opt = torch.optim.Adam(head.parameters(), lr=0.1)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(head(x), target).backward()
+        opt.step()
+    assert ((head.scale - true).abs() / true).max() < 0.02
+
+
+@pytest.mark.parametrize("parametrization", ["exp", "softplus"])
+def test_positive_parametrization_never_crosses_zero(parametrization):
+    # the target asks for a negative scale: a linear scale follows it below zero,
+    # a positive parametrisation cannot
+    x = 0.5 * torch.randn(16, 1, 128)
+    target = torch.tanh(-1.0 * x)
+    heads = {p: ScaledTanhHead(1.0, parametrization=p) for p in ("linear", parametrization)}
+    for head in heads.values():
+        opt = torch.optim.SGD(head.parameters(), lr=2.0)
+        for _ in range(60):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(head(x), target).backward()
+            opt.step()
+    assert heads["linear"].scale.item() < 0
+    assert heads[parametrization].scale.item() > 0
+
+
+def test_frozen_scale():
+    head = ScaledTanhHead(2.0, learnable=False)
+    assert list(head.parameters()) == []
+    assert "raw_scale" in head.state_dict()
+    x = torch.randn(2, 1, 10, requires_grad=True)
+    head(x).sum().backward()
+    torch.testing.assert_close(head.scale, torch.tensor(2.0))
+    torch.testing.assert_close(head(x), torch.tanh(2.0 * x))
+
+
+def test_scale_property_is_detached():
+    head = ScaledTanhHead(1.5, parametrization="softplus")
+    assert not head.scale.requires_grad
+    torch.testing.assert_close(head.scale, torch.tensor(1.5))
+
+
+def test_saturation():
+    y = torch.tensor([0.0, 0.5, 0.995, -0.999])
+    assert ScaledTanhHead.saturation(y).item() == 0.5
+    head = ScaledTanhHead()
+    assert head.saturation(y, threshold=0.4).item() == 0.75
+    assert head.saturation(head(torch.full((2, 1, 8), 50.0))).item() == 1.0
+    with pytest.raises(ValueError, match="threshold in"):
+        head.saturation(y, threshold=1.0)
+
+
+def test_functional_matches_module_per_channel():
+    scale = torch.tensor([0.5, 2.0])
+    x = torch.randn(3, 2, 9)
+    torch.testing.assert_close(scaled_tanh(x, scale), torch.tanh(scale[:, None] * x))
+    with pytest.raises(ValueError, match=r"\(B, 2, S\)"):
+        scaled_tanh(torch.randn(3, 5, 9), scale)
+
+
+def test_state_dict_round_trip():
+    head = ScaledTanhHead(1.0, channels=2, parametrization="exp")
+    with torch.no_grad():
+        head.raw_scale.copy_(torch.tensor([0.3, -0.2]))
+    other = ScaledTanhHead(1.0, channels=2, parametrization="exp")
+    other.load_state_dict(head.state_dict(), strict=True)
+    x = torch.randn(2, 2, 16)
+    torch.testing.assert_close(other(x), head(x))
+    other.reset_parameters()
+    torch.testing.assert_close(other.scale, torch.ones(2))
+
+
+def test_meta_device_construction():
+    head = ScaledTanhHead(2.0, channels=4, device="meta")
+    assert head.raw_scale.is_meta
+    assert head(torch.empty(1, 4, 8, device="meta")).shape == (1, 4, 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"init_scale": 0.0}, "init_scale > 0, got 0.0"),
+        ({"init_scale": -1.0}, "init_scale > 0"),
+        ({"init_scale": float("nan")}, "init_scale"),
+        ({"channels": 0}, "channels"),
+        ({"parametrization": "sigmoid"}, "parametrization"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ScaledTanhHead(**kwargs)
+
+
+def test_bad_inputs():
+    head = ScaledTanhHead(channels=2)
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, 2, S\), got \(4, 3, 10\)"):
+        head(torch.randn(4, 3, 10))
+    with pytest.raises(TypeError, match="floating-point"):
+        head(torch.ones(4, 2, 10, dtype=torch.long))

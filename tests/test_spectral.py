@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rvq_blocks.spectral import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    mel_filterbank,
+    multi_resolution_stft_loss,
+    multi_scale_mel_loss,
+)
+
+SR = 16000
+SMALL = {"window_lengths": (64, 256), "n_mels": (10, 40)}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _losses():
+    return {
+        "mel": MultiScaleMelLoss(SR, **SMALL),
+        "stft": MultiResolutionSTFTLoss(fft_sizes=(64, 256)),
+        "mel_default": MultiScaleMelLoss(SR),
+        "stft_default": MultiResolutionSTFTLoss(),
+    }
+
+
+@pytest.fixture(scope="module")
+def losses():
+    return _losses()
+
+
+@pytest.fixture(scope="module")
+def audio():
+    g = torch.Generator().manual_seed(1)
+    s = torch.arange(4096) / SR
+    tone = 0.5 * torch.sin(2 * math.pi * 440 * s)
+    return (tone + 0.1 * torch.randn(2, 1, 4096, generator=g)).clamp(-1, 1)  # (B, C, S)
+
+
+@pytest.mark.parametrize("name", ["mel", "stft", "mel_default", "stft_default"])
+def test_zero_for_identical_input(losses, audio, name):
+    assert losses[name](audio, audio.clone()).item() == 0.0
+    stereo = torch.cat([audio, -audio], 1)  # (B, 2, S)
+    assert losses[name](stereo, stereo.clone()).item() == 0.0
+
+
+@pytest.mark.parametrize("name", ["mel", "stft", "mel_default", "stft_default"])
+def test_grows_with_distortion(losses, audio, name):
+    noise = torch.randn(audio.shape, generator=torch.Generator().manual_seed(2))
+    values = [losses[name](audio + a * noise, audio).item() for a in (0.003, 0.03, 0.3, 1.0)]
+    assert all(lo < hi for lo, hi in zip(values, values[1:], strict=False)), values
+
+
+@pytest.mark.parametrize("name", ["mel", "stft", "mel_default", "stft_default"])
+def test_finite_on_silence_and_order_one(losses, audio, name):
+    silence = torch.zeros_like(audio, requires_grad=True)
+    for pred, target in ((silence, audio), (silence, torch.zeros_like(audio))):
+        loss = losses[name](pred, target)
+        (grad,) = torch.autograd.grad(loss, silence)
+        assert torch.isfinite(loss) and bool(torch.isfinite(grad).all())
+    # unit-scale audio against silence stays near log10(1 / floor) = 5, not in the hundreds
+    assert losses[name](torch.zeros_like(audio), audio).item() < 8.0
+    assert losses[name](audio, torch.zeros_like(audio)).item() < 8.0
+    # two unrelated unit-variance signals: order one
+    a, b = torch.randn(2, 2, 1, 4096, generator=torch.Generator().manual_seed(3))
+    assert 0.05 < losses[name](a, b).item() < 3.0
+
+
+@pytest.mark.parametrize("name", ["mel", "stft"])
+def test_gain_of_two_is_log10_two(audio, name):
+    loss = (MultiScaleMelLoss(SR, **SMALL, floor=1e-7) if name == "mel"
+            else MultiResolutionSTFTLoss(fft_sizes=(64, 256), mag_weight=0.0, floor=1e-7))
+    assert loss(2 * audio, audio).item() == pytest.approx(math.log10(2), rel=1e-3)
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("kind", ["mel", "stft"])
+def test_gradcheck(kind):
+    pred = 0.5 * torch.randn(2, 1, 48, dtype=torch.float64)
+    target = 0.5 * torch.randn(2, 1, 48, dtype=torch.float64)
+    pred.requires_grad_(True)
+    if kind == "mel":
+        loss = MultiScaleMelLoss(8000, window_lengths=(8, 16), n_mels=(3, 6), mag_weight=1.0,
+                                 dtype=torch.float64)
+    else:
+        loss = MultiResolutionSTFTLoss(fft_sizes=(8, 16), hop_sizes=(3, 5), dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p: loss(p, target), (pred,))
+
+
+def test_functional_matches_module(audio):
+    pred = audio + 0.1 * torch.randn_like(audio)
+    torch.testing.assert_close(multi_scale_mel_loss(pred, audio, SR, **SMALL),
+                               MultiScaleMelLoss(SR, **SMALL)(pred, audio))
+    torch.testing.assert_close(multi_resolution_stft_loss(pred, audio, fft_sizes=(64, 256)),
+                               MultiResolutionSTFTLoss(fft_sizes=(64, 256))(pred, audio))
+
+
+def test_mono_2d_equals_3d(audio):
+    loss = MultiScaleMelLoss(SR, **SMALL)
+    pred = audio + 0.1 * torch.randn_like(audio)
+    torch.testing.assert_close(loss(pred[:, 0], audio[:, 0]), loss(pred, audio))
+
+
+def test_half_precision_input_runs_in_float32(audio):
+    loss = MultiResolutionSTFTLoss(fft_sizes=(64, 256))
+    out = loss(audio.bfloat16(), (audio + 0.1).bfloat16())
+    assert out.dtype == torch.float32 and torch.isfinite(out)
+
+
+def test_mel_filterbank_bands_are_averages_and_never_empty():
+    for n_fft, n_mels, sr in ((32, 5, 44100), (2048, 320, 44100), (64, 40, 16000)):
+        fb = mel_filterbank(n_fft // 2 + 1, n_mels, sr)
+        assert fb.shape == (n_fft // 2 + 1, n_mels)
+        torch.testing.assert_close(fb.sum(0), torch.ones(n_mels))
+        assert bool((fb >= 0).all())
+    fb = mel_filterbank(513, 80, 16000, f_min=100.0, f_max=4000.0)
+    freqs = torch.linspace(0, 8000, 513)
+    used = fb.sum(1) > 0
+    assert freqs[used].min() >= 100.0 - 1e-3 and freqs[used].max() <= 4000.0 + 1e-3
+
+
+def test_state_dict_round_trip(audio):
+    loss = MultiScaleMelLoss(SR, **SMALL)
+    assert loss.state_dict() == {}  # windows and filterbanks are derived, not saved
+    other = MultiScaleMelLoss(SR, **SMALL)
+    other.load_state_dict(loss.state_dict(), strict=True)
+    pred = audio + 0.1
+    torch.testing.assert_close(other(pred, audio), loss(pred, audio))
+    stft = MultiResolutionSTFTLoss(fft_sizes=(64, 256))
+    stft2 = MultiResolutionSTFTLoss(fft_sizes=(64, 256))
+    stft2.load_state_dict(stft.state_dict(), strict=True)
+    torch.testing.assert_close(stft2(pred, audio), stft(pred, audio))
+
+
+def test_bad_inputs(audio):
+    loss = MultiScaleMelLoss(SR, **SMALL)
+    with pytest.raises(ValueError, match="at least 129 samples"):
+        loss(audio[..., :100], audio[..., :100])
+    with pytest.raises(ValueError, match=r"same shape, got \(2, 1, 4096\) and \(2, 1, 4000\)"):
+        loss(audio, audio[..., :4000])
+    with pytest.raises(ValueError, match=r"\(B, C, S\) or \(B, S\), got \(4096,\)"):
+        loss(audio[0, 0], audio[0, 0])
+    with pytest.raises(TypeError, match="floating-point"):
+        loss(audio.long(), audio.long())
+    with pytest.raises(ValueError, match="one n_mels per window length"):
+        MultiScaleMelLoss(SR, window_lengths=(64, 256), n_mels=(10,))
+    with pytest.raises(ValueError, match="floor > 0"):
+        MultiResolutionSTFTLoss(floor=0.0)
+    with pytest.raises(ValueError, match="positive sum"):
+        MultiResolutionSTFTLoss(log_weight=0.0, mag_weight=0.0)
+    with pytest.raises(ValueError, match="hop sizes"):
+        MultiResolutionSTFTLoss(fft_sizes=(64, 256), hop_sizes=(16,))
+    with pytest.raises(ValueError, match="f_min < f_max"):
+        mel_filterbank(257, 40, 16000, f_max=9000.0)
