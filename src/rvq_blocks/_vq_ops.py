@@ -11,9 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+_BLOCK_ELEMENTS = 1 << 18  # distance-block size (1 MiB of float32): stays in cache for argmin
+
 
 def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
     """Index of the closest code for every row.
+
+    Distances are computed in row blocks of about 1 MiB, so the block is still in cache when
+    ``argmin`` reads it; this matters for small code dimensions, where the lookup is bound by
+    memory traffic rather than by the matrix product.
 
     Args:
         z: Vectors, ``(N, D)``.
@@ -24,11 +30,15 @@ def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
         ``(N,)`` int64 indices.
     """
     if cosine:
-        sim = F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).t()  # (N, K)
-        return sim.argmax(dim=-1)
-    c_sq = codebook.pow(2).sum(dim=-1)  # (K,)
-    dist = torch.addmm(c_sq, z, codebook.t(), beta=1.0, alpha=-2.0)  # (N, K), |z|^2 dropped
-    return dist.argmin(dim=-1)
+        z, codebook = F.normalize(z, dim=-1), F.normalize(codebook, dim=-1)
+        bias = torch.zeros_like(codebook[:, 0])
+    else:
+        bias = codebook.pow(2).sum(dim=-1)  # (K,); |z|^2 is constant per row and dropped
+    codes_t = codebook.t()
+    rows = max(1, _BLOCK_ELEMENTS // codebook.shape[0])
+    blocks = [torch.addmm(bias, z[i:i + rows], codes_t, alpha=-2.0).argmin(dim=-1)  # (rows,)
+              for i in range(0, z.shape[0], rows)]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 def weighted_counts(indices: Tensor, weights: Tensor, size: int) -> Tensor:

@@ -14,6 +14,8 @@ from ._checks import check_latents, check_mask, check_positive_int, check_range
 from .outputs import CodebookUsage, RVQOutput
 
 _OWNER = "ResidualVQ"
+_SPLIT_STEP = 0.2  # how far a revived code moves from the busy code it copies
+_KMEANS_MIN_SAMPLES = 2048  # k-means init uses at most max(this, 2 * codebook_size) vectors
 
 
 class ResidualVQ(nn.Module):
@@ -33,7 +35,8 @@ class ResidualVQ(nn.Module):
     Codebooks learn by EMA (default; k-means init on the first training batch, Laplace
     smoothing) or by gradient of the codebook loss ``mse(c_k, r_k.detach())`` (``ema=False``).
     In training, codes whose EMA usage falls below ``dead_code_threshold`` times the uniform
-    share are re-seeded from the current batch, and their EMA state is reset with them.
+    share are revived by splitting a busy code toward a vector of the current batch, and
+    their EMA state is reset with them.
 
     Distances, argmin, k-means and EMA statistics run in float32 (float64 for float64
     input) even under autocast. Vectors that are masked out or non-finite are excluded from
@@ -366,11 +369,22 @@ class ResidualVQ(nn.Module):
         self.codebook[k].copy_(self.embed_sum[k] / smoothed[:, None])
 
     def _revive(self, k: int, ze: Tensor, weight: Tensor, has_data: Tensor) -> None:
-        """Re-seed codes used less than ``dead_code_threshold / K`` from batch vectors."""
+        """Re-seed codes used less than ``dead_code_threshold / K`` by splitting busy codes.
+
+        A dead code becomes a copy of a live code drawn in proportion to usage, moved
+        ``_SPLIT_STEP`` of the way toward a random vector of the batch: it starts where the
+        data is dense and takes over part of that code's cluster. (A bare batch vector, the
+        usual choice, is near nothing else in high dimension and dies again: at dim 128 it
+        leaves 80% of the codes unused on held-out data.)
+        """
         size = self.cluster_size[k]
         mean_size = size.sum() / self.codebook_size
         dead = (size < self.dead_code_threshold * mean_size) & has_data  # (K,)
-        fresh = ops.sample_rows(ze, weight, self.codebook_size).to(self.codebook.dtype)
+        target = ops.sample_rows(ze, weight, self.codebook_size).to(self.codebook.dtype)
+        donor = torch.multinomial(size.clamp_min(0) + 1e-12, self.codebook_size,
+                                  replacement=True)  # (K,), busy codes more often
+        base = self.codebook.data[k][donor]
+        fresh = base + _SPLIT_STEP * (target - base)  # (K, Dc)
         self.codebook.data[k] = torch.where(dead[:, None], fresh, self.codebook.data[k])
         # Reset the EMA state with the code, so the next EMA step does not pull it back.
         size.copy_(torch.where(dead, mean_size, size))
@@ -384,7 +398,8 @@ class ResidualVQ(nn.Module):
 
         Runs automatically on the first training ``forward`` when ``kmeans_init`` is set;
         call it yourself to initialise from a chosen batch. Non-finite and masked vectors are
-        left out. Reads tensor values (a host sync), once.
+        left out; at most ``max(2048, 2 * codebook_size)`` random vectors of the batch are used,
+        so the cost does not grow with the batch. Reads tensor values (a host sync), once.
 
         Args:
             x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
@@ -399,6 +414,9 @@ class ResidualVQ(nn.Module):
             if data.shape[0] == 0:
                 raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
                                  f"unmasked vector, got none in x of shape {tuple(x.shape)}")
+            cap = max(_KMEANS_MIN_SAMPLES, 2 * self.codebook_size)
+            if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
+                data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
             residual = data
             for k in range(self.num_quantizers):
                 ze = self._to_code_space(k, residual)
