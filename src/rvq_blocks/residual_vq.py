@@ -295,8 +295,7 @@ class ResidualVQ(nn.Module):
         z = torch.where(torch.isfinite(raw).all(dim=-1, keepdim=True), raw, 0.0)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
         beam = self._assign(z, n)
-        residual, total = z, torch.zeros_like(z.detach())
-        projection_grad: Tensor | float = 0.0  # zero value; carries projection gradients
+        residual, total = z, torch.zeros_like(z.detach())  # total: grads to projections only
         all_idx, commit, codebook_loss, counts, stage_inputs = [], [], [], [], []
         for k in range(n):
             ze = self._to_code_space(k, residual)  # (N, Dc)
@@ -316,22 +315,21 @@ class ResidualVQ(nn.Module):
                 # Projections learn from the reconstruction through their own straight-through
                 # path, fed by the detached residual so the encoder still sees exactly I.
                 ze_free = self.project_in[k](residual.detach())  # type: ignore[index]
-                step_grad = self.project_out[k](ze_free + (chosen - ze_free).detach())
-                step = step_grad.detach()
-                projection_grad = projection_grad + (step_grad - step)
-                residual = residual - step
+                step = self.project_out[k](ze_free + (chosen - ze_free).detach())
+                residual = residual - step.detach()
             total = total + step
             all_idx.append(idx)
             counts.append(ops.weighted_counts(idx, weight, self.codebook_size))
             stage_inputs.append(ze.detach())
         if self.gradient_estimator == "rotation":
-            quantized = ops.rotation_trick(z, total) + (raw.detach() - z.detach())
+            quantized = ops.rotation_trick(z, total.detach()) + (raw.detach() - z.detach())
+            if self.project_out is not None:
+                quantized = quantized + (total - total.detach())
         else:
             quantized = total + (raw - raw.detach())  # value: exactly the sum of codes
-        quantized = quantized + projection_grad
         if self.training:
-            self._update_codebooks(z.detach(), total, stage_inputs, all_idx, counts, weight,
-                                   masked)
+            self._update_codebooks(z.detach(), total.detach(), stage_inputs, all_idx, counts,
+                                   weight, masked)
         commit_t, codebook_t = torch.stack(commit), torch.stack(codebook_loss)
         counts_t = torch.stack(counts)
         loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
