@@ -33,6 +33,7 @@ bench-setup: venv
 bench: bench-setup
 	$(PY) benchmarks/bench_rate_distortion.py --out benchmarks/results/rate_distortion.json
 	$(PY) benchmarks/bench_speed.py --out benchmarks/results/speed.json
+	$(PY) benchmarks/bench_memory.py --out benchmarks/results/memory.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
