@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import json
 import sys
 import types
 from collections.abc import Callable
@@ -128,6 +129,13 @@ class FloorAdapter(Adapter):
 
     def decode(self, codes):
         return self.module.decode(codes)
+
+
+def write_json(path: Path, results: dict) -> None:
+    """Write a benchmark's results as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
 
 
 def load_floor() -> Loader:

@@ -120,9 +120,9 @@ def main() -> None:
         step = statistics.median(r["step_s"] for r in good)
         print(f"{name:<25}{cols[0]:>22}{cols[1]:>22}{step:>8.2f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"\nwrote {args.out}")
+        from _peers import write_json  # imports torch: only after the children ran
+
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ perplexity per quantizer, and the held-out encode time.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _peers import load_all, rvq_blocks_options
+from _peers import load_all, rvq_blocks_options, write_json
 
 # rvq_blocks option variants, reported separately. A variant whose keywords the installed
 # ResidualVQ constructor does not accept is listed as skipped.
@@ -196,9 +195,7 @@ def main() -> None:
             rows.append(row)
         results["configs"][key] = {**cfg, "bound_db": bound, "results": rows}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"\nwrote {args.out}")
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ distance, argmin, gather and subtract, forward and backward.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -20,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from _peers import encodec_kmeans_seconds, load_all
+from _peers import encodec_kmeans_seconds, load_all, write_json
 from torch.utils.benchmark import Timer
 
 # name: (batch, dim, time, num_quantizers, codebook_size, codebook_dim)
@@ -157,9 +156,7 @@ def main() -> None:
     meta["loadavg_end"] = os.getloadavg()
     print(f"\nload average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"\nwrote {args.out}")
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":

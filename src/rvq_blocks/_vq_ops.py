@@ -54,17 +54,6 @@ def perplexity(counts: Tensor, eps: float = 1e-12) -> Tensor:
     return torch.exp(-torch.special.xlogy(p, p).sum(dim=-1))
 
 
-def sample_rows(z: Tensor, weights: Tensor, num: int) -> Tensor:
-    """``num`` rows of ``z`` drawn with probability proportional to ``weights`` (with replacement).
-
-    When every weight is zero the draw is uniform; callers gate the use of the result on
-    ``weights.sum() > 0``, so no host synchronisation is needed.
-    """
-    probs = weights + (weights.sum() <= 0).to(weights.dtype)
-    idx = torch.multinomial(probs, num, replacement=True)  # (num,)
-    return z[idx]
-
-
 def kmeans(
     z: Tensor,
     num_clusters: int,

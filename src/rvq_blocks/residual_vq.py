@@ -327,11 +327,11 @@ class ResidualVQ(nn.Module):
                 quantized = quantized + (total - total.detach())
         else:
             quantized = total + (raw - raw.detach())  # value: exactly the sum of codes
+        counts_t = torch.stack(counts)  # (n, K)
         if self.training:
-            self._update_codebooks(z.detach(), total.detach(), stage_inputs, all_idx, counts,
+            self._update_codebooks(z.detach(), total.detach(), stage_inputs, all_idx, counts_t,
                                    weight, masked)
         commit_t, codebook_t = torch.stack(commit), torch.stack(codebook_loss)
-        counts_t = torch.stack(counts)
         loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
         return (quantized, torch.stack(all_idx, dim=1), loss, commit_t, codebook_t,
                 ops.perplexity(counts_t), (counts_t > 0).to(z.dtype).mean(dim=-1))
@@ -339,56 +339,62 @@ class ResidualVQ(nn.Module):
     # ------------------------------------------------------------------ codebook learning
     @torch.no_grad()
     def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
-                          all_idx: list[Tensor], counts: list[Tensor], weight: Tensor,
+                          all_idx: list[Tensor], counts: Tensor, weight: Tensor,
                           masked: bool) -> None:
-        """EMA statistics, codebook refresh and dead-code revival for the stages that ran."""
+        """EMA statistics, codebook refresh and dead-code revival of the ``n`` stages that ran.
+
+        Everything but the per-stage scatter of the EMA sums runs batched over the stages.
+        """
+        n, size = len(all_idx), self.codebook_size
         has_data = weight.sum() > 0
         keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
-        w = weight[:, None]
-        for k, (ze, idx, cnt) in enumerate(zip(stage_inputs, all_idx, counts, strict=True)):
-            self.cluster_size[k].lerp_(cnt.to(self.cluster_size.dtype), 1.0 - keep)
-            if self.ema:
+        cluster_size = self.cluster_size[:n]  # (n, K) view
+        cluster_size.lerp_(counts.to(cluster_size.dtype), 1.0 - keep)
+        if self.ema:
+            sums = z.new_zeros(n, size, self.codebook_dim)  # (n, K, Dc)
+            for k, (ze, idx) in enumerate(zip(stage_inputs, all_idx, strict=True)):
                 target = ze
                 if self.joint_refine:  # what code k must produce given all the other stages
                     target = z - total + self.codebook[k].to(z.dtype)[idx]
                 if masked:  # padding rows hold real values; non-finite rows are already 0
-                    target = torch.where(w > 0, target, 0.0)
-                sums = target.new_zeros(self.codebook_size, target.shape[1]).index_add_(
-                    0, idx, target)
-                self.embed_sum[k].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
-                self._refresh_codebook(k)
-            if self.dead_code_threshold > 0:
-                self._revive(k, ze, weight, has_data)  # samples only rows with weight
+                    target = torch.where(weight[:, None] > 0, target, 0.0)
+                sums[k].index_add_(0, idx, target)
+            self.embed_sum[:n].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
+            total_size = cluster_size.sum(dim=-1, keepdim=True)  # (n, 1)
+            smoothed = (cluster_size + self.eps) / (total_size + size * self.eps) * total_size
+            self.codebook.data[:n] = self.embed_sum[:n] / smoothed[..., None]
+        if self.dead_code_threshold > 0:
+            self._revive(n, stage_inputs, weight, has_data)
 
-    def _refresh_codebook(self, k: int) -> None:
-        size = self.cluster_size[k]
-        total = size.sum()
-        smoothed = (size + self.eps) / (total + self.codebook_size * self.eps) * total
-        self.codebook[k].copy_(self.embed_sum[k] / smoothed[:, None])
-
-    def _revive(self, k: int, ze: Tensor, weight: Tensor, has_data: Tensor) -> None:
+    def _revive(self, n: int, stage_inputs: list[Tensor], weight: Tensor,
+                has_data: Tensor) -> None:
         """Re-seed codes used less than ``dead_code_threshold / K`` by splitting busy codes.
 
         A dead code becomes a copy of a live code drawn in proportion to usage, moved
         ``_SPLIT_STEP`` of the way toward a random vector of the batch: it starts where the
         data is dense and takes over part of that code's cluster. (A bare batch vector, the
         usual choice, is near nothing else in high dimension and dies again: at dim 128 it
-        leaves 80% of the codes unused on held-out data.)
+        leaves 80% of the codes unused on held-out data.) A code whose drawn batch vector is
+        masked out waits for the next step.
         """
-        size = self.cluster_size[k]
-        mean_size = size.sum() / self.codebook_size
-        dead = (size < self.dead_code_threshold * mean_size) & has_data  # (K,)
-        target = ops.sample_rows(ze, weight, self.codebook_size).to(self.codebook.dtype)
-        donor = torch.multinomial(size.clamp_min(0) + 1e-12, self.codebook_size,
-                                  replacement=True)  # (K,), busy codes more often
-        base = self.codebook.data[k][donor]
-        fresh = base + _SPLIT_STEP * (target - base)  # (K, Dc)
-        self.codebook.data[k] = torch.where(dead[:, None], fresh, self.codebook.data[k])
+        size, dim = self.codebook_size, self.codebook_dim
+        cluster_size = self.cluster_size[:n]  # (n, K) view
+        mean_size = cluster_size.sum(dim=-1, keepdim=True) / size  # (n, 1)
+        rows = torch.randint(0, weight.shape[0], (n, size), device=weight.device)  # (n, K)
+        dead = (cluster_size < self.dead_code_threshold * mean_size) & has_data
+        dead = dead & (weight[rows] > 0)
+        target = torch.stack([ze[r] for ze, r in zip(stage_inputs, rows, strict=True)])
+        donor = torch.multinomial(cluster_size.clamp_min(0) + 1e-12, size,
+                                  replacement=True)  # (n, K), busy codes more often
+        codebook = self.codebook.data[:n]  # (n, K, Dc) view
+        base = codebook.gather(1, donor[..., None].expand(-1, -1, dim))
+        fresh = base + _SPLIT_STEP * (target.to(base.dtype) - base)
+        codebook.copy_(torch.where(dead[..., None], fresh, codebook))
         # Reset the EMA state with the code, so the next EMA step does not pull it back.
-        size.copy_(torch.where(dead, mean_size, size))
+        cluster_size.copy_(torch.where(dead, mean_size, cluster_size))
         if self.ema:
-            self.embed_sum[k].copy_(torch.where(dead[:, None], fresh * mean_size,
-                                                self.embed_sum[k]))
+            self.embed_sum[:n] = torch.where(dead[..., None], fresh * mean_size[..., None],
+                                             self.embed_sum[:n])
 
     @torch.no_grad()
     def init_from_batch_(self, x: Tensor, mask: Tensor | None = None) -> None:
