@@ -210,18 +210,23 @@ class ResidualVQ(nn.Module):
                              f"got {n_quantizers}")
         return n_quantizers
 
-    def _flatten(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``(B, D, T)`` -> float ``(N, D)`` vectors and ``(N,)`` weights (0 = excluded)."""
+    def _flatten(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Check ``x`` and flatten it: float ``(N, D)`` vectors, ``(N,)`` bool finite rows and
+        ``(N,)`` weights (1 = counted, 0 = masked out or non-finite)."""
         x = check_latents(x, self.dim, _OWNER, self.channel_last)
         z = x if self.channel_last else x.transpose(1, 2)  # (B, T, D)
         b, t, _ = z.shape
         compute = torch.promote_types(torch.promote_types(x.dtype, self.codebook.dtype),
                                       torch.float32)
         z = z.reshape(b * t, self.dim).to(compute)  # (N, D)
-        weight = torch.isfinite(z).all(dim=-1).to(compute)  # (N,)
+        finite = torch.isfinite(z).all(dim=-1)  # (N,)
+        weight = finite.to(compute)
         if mask is not None:
             weight = weight * check_mask(mask, b, t, _OWNER).reshape(-1).ne(0).to(compute)
-        return z, weight
+        return z, finite, weight
+
+    def _batch_time(self, x: Tensor) -> tuple[int, int]:
+        return (x.shape[0], x.shape[1]) if self.channel_last else (x.shape[0], x.shape[2])
 
     def _unflatten(self, v: Tensor, b: int, t: int) -> Tensor:
         v = v.reshape(b, t, -1)  # (B, T, D)
@@ -267,32 +272,30 @@ class ResidualVQ(nn.Module):
             ValueError: If ``x`` is not ``(B, D, T)`` with ``D == dim`` and ``B, T >= 1``,
                 or ``mask`` is not ``(B, T)``.
         """
-        b, t = self._batch_time(x)
+        x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         n = self._n(n_quantizers)
         if self.training and n_quantizers is None and self.quantizer_dropout > 0:
             # One draw per batch on the CPU RNG (a graph break under torch.compile).
             if float(torch.rand(())) < self.quantizer_dropout:
                 n = int(torch.randint(1, self.num_quantizers + 1, ()))
         with torch.autocast(x.device.type, enabled=False):
-            z, weight = self._flatten(x, mask)
+            z, finite, weight = self._flatten(x, mask)
             if self.training and self._needs_init:
                 self.init_from_batch_(x, mask)
-            out = self._quantize(z, weight, n, mask is not None)
+            out = self._quantize(z, finite, weight, n, mask is not None)
+        b, t = self._batch_time(x)
         quantized = self._unflatten(out[0].to(x.dtype), b, t)
         indices = out[1].t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
         return RVQOutput(quantized, indices, *out[2:])
 
-    def _batch_time(self, x: Tensor) -> tuple[int, int]:
-        x = check_latents(x, self.dim, _OWNER, self.channel_last)
-        return (x.shape[0], x.shape[1]) if self.channel_last else (x.shape[0], x.shape[2])
-
-    def _quantize(self, raw: Tensor, weight: Tensor, n: int, masked: bool) -> tuple[Tensor, ...]:
+    def _quantize(self, raw: Tensor, finite: Tensor, weight: Tensor, n: int,
+                  masked: bool) -> tuple[Tensor, ...]:
         """Core loop on flat vectors ``(N, D)``: ``(quantized, indices (N, n), loss, commit,
         codebook, perplexity, codes_used)``."""
         valid = weight > 0  # (N,)
         # Non-finite rows are zeroed (gradient 0 there) so no NaN reaches a loss, a gradient of
         # the codebooks or projections, or the EMA state; ``raw`` re-adds them to the output.
-        z = torch.where(torch.isfinite(raw).all(dim=-1, keepdim=True), raw, 0.0)
+        z = torch.where(finite[:, None], raw, 0.0)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
         beam = self._assign(z, n)
         residual, total = z, torch.zeros_like(z.detach())  # total: grads to projections only
@@ -412,8 +415,9 @@ class ResidualVQ(nn.Module):
         Raises:
             ValueError: If no finite, unmasked vector is left to initialise from.
         """
+        x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         with torch.autocast(x.device.type, enabled=False):
-            z, weight = self._flatten(x, mask)
+            z, _, weight = self._flatten(x, mask)
             data = z[weight > 0]  # (M, D)
             if data.shape[0] == 0:
                 raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
@@ -447,10 +451,10 @@ class ResidualVQ(nn.Module):
         Returns:
             ``(B, n, T)`` int64 indices.
         """
-        b, t = self._batch_time(x)
+        x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         n = self._n(n_quantizers)
         with torch.autocast(x.device.type, enabled=False):
-            z, _ = self._flatten(x, None)
+            z, _, _ = self._flatten(x, None)
             idx = self._assign(z, n)
             if idx is None:
                 residual, cols = z, []
@@ -461,6 +465,7 @@ class ResidualVQ(nn.Module):
                         z.dtype)[i])
                     cols.append(i)
                 idx = torch.stack(cols, dim=1)  # (N, n)
+        b, t = self._batch_time(x)
         return idx.t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
 
     def decode(self, indices: Tensor) -> Tensor:
