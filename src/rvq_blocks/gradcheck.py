@@ -25,6 +25,7 @@ from .testing import (
     check_commitment_gradients,
     check_gradients,
     check_straight_through,
+    forced_codes,
     run_gradcheck,
 )
 
@@ -71,12 +72,8 @@ def _rvq_checks() -> Iterator[CheckResult]:
 
 def _with_forced_codes(rvq: ResidualVQ, x: torch.Tensor) -> torch.Tensor:
     """The commitment loss as a smooth function of ``x`` with the codes held fixed."""
-    codes = rvq.encode(x.detach())
-    rvq._forced_indices = codes.transpose(1, 2).reshape(-1, codes.shape[1])
-    try:
+    with forced_codes(rvq, rvq.encode(x.detach())):
         return rvq(x).commitment_loss
-    finally:
-        rvq._forced_indices = None
 
 
 def _other_checks() -> Iterator[CheckResult]:

@@ -153,7 +153,7 @@ class ResidualVQ(nn.Module):
         self.register_buffer("cluster_size", torch.empty(num_quantizers, codebook_size,
                                                          **factory))
         self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
-        self._forced_indices: Tensor | None = None  # (N, n), set only by rvq_blocks.testing
+        self._forced_indices: Tensor | None = None  # (N, n), set only by testing.forced_codes
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
         if cdim != dim:
@@ -459,10 +459,9 @@ class ResidualVQ(nn.Module):
             if idx is None:
                 residual, cols = z, []
                 for k in range(n):
-                    ze = self._to_code_space(k, residual)
-                    i = ops.nearest(ze, self.codebook[k].to(z.dtype), self.use_cosine)
-                    residual = residual - self._from_code_space(k, self.codebook[k].to(
-                        z.dtype)[i])
+                    codes = self.codebook[k].to(z.dtype)  # (K, Dc)
+                    i = ops.nearest(self._to_code_space(k, residual), codes, self.use_cosine)
+                    residual = residual - self._from_code_space(k, codes[i])
                     cols.append(i)
                 idx = torch.stack(cols, dim=1)  # (N, n)
         b, t = self._batch_time(x)

@@ -22,8 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,8 @@ from torch import Tensor, nn
 from .residual_vq import ResidualVQ
 
 __all__ = ["CheckResult", "check_gradients", "check_straight_through",
-           "check_commitment_gradients", "check_codebook_gradients", "run_gradcheck"]
+           "check_commitment_gradients", "check_codebook_gradients", "forced_codes",
+           "run_gradcheck"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,17 @@ class CheckResult:
     name: str
     passed: bool
     detail: str
+
+
+@contextlib.contextmanager
+def forced_codes(rvq: ResidualVQ, codes: Tensor) -> Iterator[None]:
+    """Within the block, ``rvq`` uses ``codes`` ``(B, n, T)`` instead of searching for codes,
+    so its losses are smooth functions of the input (for finite differences)."""
+    rvq._forced_indices = codes.transpose(1, 2).reshape(-1, codes.shape[1])  # (N, n)
+    try:
+        yield
+    finally:
+        rvq._forced_indices = None
 
 
 def _float_outputs(out: object) -> tuple[Tensor, ...]:
@@ -150,16 +163,11 @@ def check_gradients(module: nn.Module, example_input: Tensor, *, atol: float = 1
                                 loss=loss, codebook_loss=codebook_loss0)
         return hook, codes
 
-    for name, m in quantizers:
-        hook, codes = linearised(name)
-        handles.append(m.register_forward_hook(hook))
-        m._forced_indices = codes.transpose(1, 2).reshape(-1, codes.shape[1])  # (N, n)
-    try:
+    with contextlib.ExitStack() as stack:
+        for name, m in quantizers:
+            hook, codes = linearised(name)
+            stack.callback(m.register_forward_hook(hook).remove)
+            stack.enter_context(forced_codes(m, codes))
         results.append(run_gradcheck("gradcheck (quantizers linearised)", model, x,
                                      atol=atol, rtol=rtol))
-    finally:
-        for h in handles:
-            h.remove()
-        for _, m in quantizers:
-            m._forced_indices = None
     return results
