@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import _dist
 from . import _vq_ops as ops
 from ._checks import check_latents, check_mask, check_positive_int, check_range
 from .outputs import CodebookUsage, RVQOutput
@@ -71,6 +72,39 @@ class ResidualVQ(nn.Module):
             code must reconstruct given all other stages) instead of the residual ``r_k``;
             needs ``ema=True`` and no projections.
         channel_last: Inputs and ``quantized`` are ``(B, T, D)`` instead of ``(B, D, T)``.
+        sync: Synchronise the codebook state across ranks in training (see *Distributed
+            training* below). ``None`` (default): whenever ``torch.distributed`` is
+            initialised with more than one rank. ``False``: never (each rank keeps its own
+            statistics). ``True``: as ``None``, but a training ``forward`` raises
+            ``ValueError`` if no process group is initialised.
+
+    Distributed training:
+        With ``sync`` active, every rank applies the same codebook update, so the codebooks
+        and EMA buffers stay bit-identical across ranks without DDP's buffer broadcast
+        (``broadcast_buffers=False`` is safe and saves a broadcast per step). The sync points,
+        all on the default process group and reached by every rank in the same order whatever
+        its data (a rank whose batch is all padding or non-finite sends zeros):
+
+        * each training ``forward``: **one** ``all_reduce`` (sum) of a flat buffer packing the
+          per-stage code counts, the per-stage sums of assigned vectors (EMA) and the number
+          of valid vectors. The EMA step then uses the global statistics, exactly as one
+          process would on the concatenated batch;
+        * a step where some code is dead by the (global) EMA counts: one host read of that
+          decision, identical on all ranks, then rank 0 revives codes from its own batch and
+          **broadcasts** the revived stages (codebook, counts, sums) in one flat tensor;
+        * the k-means init (first training ``forward``, or ``init_from_batch_``): an
+          ``all_gather`` of the row counts and one of the valid rows (at most
+          ``max(2048, 2 * codebook_size)`` per rank), k-means on rank 0 over the rows in rank
+          order (the concatenated batch), and one ``broadcast`` of codebook and EMA state;
+        * the first training ``forward`` with ``quantizer_dropout > 0``: one ``broadcast`` of a
+          seed; every rank then draws the number of stages from the same generator.
+
+        Each rank's losses, ``perplexity`` and ``codes_used`` remain those of its own batch.
+        Learned codebooks (``ema=False``) and the projections are parameters: DDP's gradient
+        all-reduce keeps them in sync; the usage counts that drive revival are still summed.
+        Every rank must call ``forward`` in training the same number of times with the same
+        ``n_quantizers``; with ``quantizer_dropout`` or ``codebook_dim``, wrap the model in
+        DDP with ``find_unused_parameters=True`` (skipped stages get no gradient).
 
     Shape:
         - Input ``x``: ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``); ``mask``: ``(B, T)``.
@@ -112,6 +146,7 @@ class ResidualVQ(nn.Module):
         beam_size: int = 1,
         joint_refine: bool = False,
         channel_last: bool = False,
+        sync: bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -136,12 +171,16 @@ class ResidualVQ(nn.Module):
             raise ValueError(f"{_OWNER} expected gradient_estimator 'ste' or 'rotation', "
                              f"got {gradient_estimator!r}")
         self.beam_size = check_positive_int("beam_size", beam_size, _OWNER)
+        if sync is not None and not isinstance(sync, bool):
+            raise TypeError(f"{_OWNER} expected sync to be None, True or False, got {sync!r}")
         if joint_refine and (not ema or cdim != dim):
             raise ValueError(f"{_OWNER}: joint_refine needs ema=True and codebook_dim == dim, "
                              f"got ema={ema}, codebook_dim={cdim}, dim={dim}")
         self.use_cosine, self.ema, self.channel_last = use_cosine, ema, channel_last
         self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
         self.gradient_estimator, self.joint_refine = gradient_estimator, joint_refine
+        self.sync = sync
+        self._dropout_generator: torch.Generator | None = None  # shared by all ranks
 
         factory = {"device": device, "dtype": dtype}
         shape = (num_quantizers, codebook_size, cdim)
@@ -274,22 +313,30 @@ class ResidualVQ(nn.Module):
         """
         x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         n = self._n(n_quantizers)
+        synced = self.training and _dist.is_active(self.sync, _OWNER)
         if self.training and n_quantizers is None and self.quantizer_dropout > 0:
-            # One draw per batch on the CPU RNG (a graph break under torch.compile).
-            if float(torch.rand(())) < self.quantizer_dropout:
-                n = int(torch.randint(1, self.num_quantizers + 1, ()))
+            # One draw per batch on the CPU RNG (a graph break under torch.compile); across
+            # ranks from one generator seeded alike, so every rank runs the same stages.
+            gen = self._shared_generator() if synced else None
+            if float(torch.rand((), generator=gen)) < self.quantizer_dropout:
+                n = int(torch.randint(1, self.num_quantizers + 1, (), generator=gen))
         with torch.autocast(x.device.type, enabled=False):
             z, finite, weight = self._flatten(x, mask)
             if self.training and self._needs_init:
                 self.init_from_batch_(x, mask)
-            out = self._quantize(z, finite, weight, n, mask is not None)
+            out = self._quantize(z, finite, weight, n, mask is not None, synced)
         b, t = self._batch_time(x)
         quantized = self._unflatten(out[0].to(x.dtype), b, t)
         indices = out[1].t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
         return RVQOutput(quantized, indices, *out[2:])
 
+    def _shared_generator(self) -> torch.Generator:
+        if self._dropout_generator is None:
+            self._dropout_generator = _dist.shared_generator(self.codebook.device)
+        return self._dropout_generator
+
     def _quantize(self, raw: Tensor, finite: Tensor, weight: Tensor, n: int,
-                  masked: bool) -> tuple[Tensor, ...]:
+                  masked: bool, synced: bool = False) -> tuple[Tensor, ...]:
         """Core loop on flat vectors ``(N, D)``: ``(quantized, indices (N, n), loss, commit,
         codebook, perplexity, codes_used)``."""
         valid = weight > 0  # (N,)
@@ -333,7 +380,7 @@ class ResidualVQ(nn.Module):
         counts_t = torch.stack(counts)  # (n, K)
         if self.training:
             self._update_codebooks(z.detach(), total.detach(), stage_inputs, all_idx, counts_t,
-                                   weight, masked)
+                                   weight, masked, synced)
         commit_t, codebook_t = torch.stack(commit), torch.stack(codebook_loss)
         loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
         return (quantized, torch.stack(all_idx, dim=1), loss, commit_t, codebook_t,
@@ -343,16 +390,15 @@ class ResidualVQ(nn.Module):
     @torch.no_grad()
     def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
                           all_idx: list[Tensor], counts: Tensor, weight: Tensor,
-                          masked: bool) -> None:
+                          masked: bool, synced: bool = False) -> None:
         """EMA statistics, codebook refresh and dead-code revival of the ``n`` stages that ran.
 
         Everything but the per-stage scatter of the EMA sums runs batched over the stages.
+        With ``synced`` the statistics are first summed over the ranks (one ``all_reduce``).
         """
         n, size = len(all_idx), self.codebook_size
-        has_data = weight.sum() > 0
-        keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
-        cluster_size = self.cluster_size[:n]  # (n, K) view
-        cluster_size.lerp_(counts.to(cluster_size.dtype), 1.0 - keep)
+        valid_count = weight.sum()
+        sums = None
         if self.ema:
             sums = z.new_zeros(n, size, self.codebook_dim)  # (n, K, Dc)
             for k, (ze, idx) in enumerate(zip(stage_inputs, all_idx, strict=True)):
@@ -362,12 +408,37 @@ class ResidualVQ(nn.Module):
                 if masked:  # padding rows hold real values; non-finite rows are already 0
                     target = torch.where(weight[:, None] > 0, target, 0.0)
                 sums[k].index_add_(0, idx, target)
+        if synced:  # the one collective of a training step: counts, sums, valid count
+            parts = [counts, valid_count] + ([sums] if sums is not None else [])
+            counts, valid_count, *rest = _dist.all_reduce_sum(parts)
+            sums = rest[0] if rest else None
+        has_data = valid_count > 0
+        keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
+        cluster_size = self.cluster_size[:n]  # (n, K) view
+        cluster_size.lerp_(counts.to(cluster_size.dtype), 1.0 - keep)
+        if sums is not None:
             self.embed_sum[:n].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
             total_size = cluster_size.sum(dim=-1, keepdim=True)  # (n, 1)
             smoothed = (cluster_size + self.eps) / (total_size + size * self.eps) * total_size
             self.codebook.data[:n] = self.embed_sum[:n] / smoothed[..., None]
         if self.dead_code_threshold > 0:
+            if synced:
+                self._revive_synced(n, stage_inputs, weight, has_data)
+            else:
+                self._revive(n, stage_inputs, weight, has_data)
+
+    def _revive_synced(self, n: int, stage_inputs: list[Tensor], weight: Tensor,
+                       has_data: Tensor) -> None:
+        """Revival across ranks: decided from the all-reduced counts (the same on every rank),
+        done on rank 0 from its batch, then broadcast (only on steps with a dead code)."""
+        cluster_size = self.cluster_size[:n]  # (n, K), identical on every rank
+        mean_size = cluster_size.sum(dim=-1, keepdim=True) / self.codebook_size
+        if not bool(((cluster_size < self.dead_code_threshold * mean_size) & has_data).any()):
+            return
+        if _dist.rank() == 0:
             self._revive(n, stage_inputs, weight, has_data)
+        parts = [self.codebook.data[:n], cluster_size]
+        _dist.broadcast_(parts + ([self.embed_sum[:n]] if self.ema else []))
 
     def _revive(self, n: int, stage_inputs: list[Tensor], weight: Tensor,
                 has_data: Tensor) -> None:
@@ -408,6 +479,11 @@ class ResidualVQ(nn.Module):
         left out; at most ``max(2048, 2 * codebook_size)`` random vectors of the batch are used,
         so the cost does not grow with the batch. Reads tensor values (a host sync), once.
 
+        Under ``torch.distributed`` (see ``sync``) every rank must call it: the valid vectors
+        of all ranks are gathered on rank 0 in rank order (at most the cap above per rank),
+        k-means runs there, and the result is broadcast, so a rank whose batch is all padding
+        still gets the shared codebooks.
+
         Args:
             x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
             mask: Optional ``(B, T)`` validity mask.
@@ -419,25 +495,46 @@ class ResidualVQ(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             z, _, weight = self._flatten(x, mask)
             data = z[weight > 0]  # (M, D)
-            if data.shape[0] == 0:
-                raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
-                                 f"unmasked vector, got none in x of shape {tuple(x.shape)}")
             cap = max(_KMEANS_MIN_SAMPLES, 2 * self.codebook_size)
-            if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
-                data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
-            residual = data
-            for k in range(self.num_quantizers):
-                ze = self._to_code_space(k, residual)
-                centroids, counts = ops.kmeans(ze, self.codebook_size, self.kmeans_iters,
-                                               self.use_cosine)
-                self.codebook.data[k] = centroids.to(self.codebook.dtype)
-                self.cluster_size[k] = counts.to(self.cluster_size.dtype)
-                if self.ema:
-                    self.embed_sum[k] = self.codebook[k] * self.cluster_size[k][:, None]
-                idx = ops.nearest(ze, centroids, self.use_cosine)
-                residual = residual - self._from_code_space(k, centroids[idx])
+            if _dist.is_active(self.sync, _OWNER):
+                self._init_synced(_dist.gather_rows(data, cap), tuple(x.shape))
+            else:
+                self._init_kmeans(data, cap, tuple(x.shape))
         self.initialized.fill_(True)
         self._needs_init = False
+
+    def _init_synced(self, data: Tensor | None, shape: tuple[int, ...]) -> None:
+        """k-means on rank 0 over all ranks' rows (``data``; ``None`` on other ranks), then
+        one broadcast of the codebook and EMA state. Raises on every rank if no rank had data."""
+        ok = torch.tensor([0.0 if data is None else float(data.shape[0] > 0)],
+                          device=self.codebook.device)
+        if data is not None and data.shape[0] > 0:
+            cap = max(_KMEANS_MIN_SAMPLES, 2 * self.codebook_size)
+            self._init_kmeans(data, cap, shape)
+        parts = [self.codebook.data, self.cluster_size, ok]
+        _dist.broadcast_(parts + ([self.embed_sum] if self.ema else []))
+        if not bool(ok):
+            raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, unmasked "
+                             f"vector on some rank, got none (x of shape {shape} here)")
+
+    def _init_kmeans(self, data: Tensor, cap: int, shape: tuple[int, ...]) -> None:
+        """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)``."""
+        if data.shape[0] == 0:
+            raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
+                             f"unmasked vector, got none in x of shape {shape}")
+        if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
+            data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
+        residual = data
+        for k in range(self.num_quantizers):
+            ze = self._to_code_space(k, residual)
+            centroids, counts = ops.kmeans(ze, self.codebook_size, self.kmeans_iters,
+                                           self.use_cosine)
+            self.codebook.data[k] = centroids.to(self.codebook.dtype)
+            self.cluster_size[k] = counts.to(self.cluster_size.dtype)
+            if self.ema:
+                self.embed_sum[k] = self.codebook[k] * self.cluster_size[k][:, None]
+            idx = ops.nearest(ze, centroids, self.use_cosine)
+            residual = residual - self._from_code_space(k, centroids[idx])
 
     # ------------------------------------------------------------------ codes
     @torch.no_grad()

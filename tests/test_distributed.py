@@ -1,0 +1,273 @@
+"""ResidualVQ and LossBalancer under torch.distributed: real processes, gloo backend, CPU.
+
+Each run spawns ``world`` processes once and plays several scenarios in the same process
+group (process start-up dominates the cost); each rank saves what it saw, and the test
+process compares ranks with each other and with one process on the concatenated batch.
+A hang fails the test after a timeout instead of blocking the suite.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from rvq_blocks import LossBalancer, ResidualVQ
+
+PER_RANK = 2  # batch items per rank
+STEPS = 6
+TIMEOUT = datetime.timedelta(seconds=60)
+
+
+class Tiny(nn.Module):
+    """Encoder, quantizer, decoder: the smallest model with every part DDP has to sync."""
+
+    def __init__(self, **rvq_options) -> None:
+        super().__init__()
+        self.enc = nn.Conv1d(1, 8, 4, stride=4)
+        options = {"dead_code_threshold": 0.0, **rvq_options}
+        self.rvq = ResidualVQ(8, 2, 16, **options)
+        self.dec = nn.ConvTranspose1d(8, 1, 4, stride=4)
+
+    def forward(self, x, mask=None):
+        out = self.rvq(self.enc(x), mask=mask)
+        return self.dec(out.quantized), out
+
+
+def full_batch(step: int, world: int) -> torch.Tensor:
+    """The step's batch of all ranks together, ``(world * PER_RANK, 1, 64)``."""
+    g = torch.Generator().manual_seed(100 + step)
+    return torch.randn(world * PER_RANK, 1, 64, generator=g)
+
+
+def train(model: nn.Module, batches: list[torch.Tensor]) -> list[float]:
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for x in batches:
+        y, out = model(x)
+        loss = F.mse_loss(y, x) + out.loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()
+            if isinstance(v, torch.Tensor)}
+
+
+def ddp(module: nn.Module, **options) -> DDP:
+    """DDP that does not broadcast buffers in forward: only ResidualVQ's own sync keeps the
+    codebooks equal (``broadcast_buffers`` is deprecated in newer torch)."""
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return DDP(module, forward_sync_buffers=False, **options)
+    return DDP(module, broadcast_buffers=False, **options)
+
+
+# --------------------------------------------------------------------------- scenarios (per rank)
+def scenario_ddp(rank: int, world: int, sync: bool | None = None) -> dict:
+    torch.manual_seed(0)  # the same on every rank and in the reference process
+    model = ddp(Tiny(sync=sync))
+    batches = [full_batch(s, world)[rank * PER_RANK:(rank + 1) * PER_RANK]
+               for s in range(STEPS)]
+    losses = train(model, batches)
+    return {"state": snapshot(model.module), "losses": losses}
+
+
+def scenario_options(rank: int, world: int) -> dict:
+    """Learned codebooks, projections, dropout and revival: ranks must still agree."""
+    torch.manual_seed(rank)  # different global RNG per rank: shared draws must not rely on it
+    model = ddp(Tiny(ema=False, codebook_dim=4, quantizer_dropout=0.5, dead_code_threshold=0.5,
+                     use_cosine=True), find_unused_parameters=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    stages = []
+    for s in range(STEPS):
+        x = full_batch(s, world)[rank * PER_RANK:(rank + 1) * PER_RANK] + rank
+        y, out = model(x)
+        (F.mse_loss(y, x) + out.loss).backward()
+        opt.step()
+        opt.zero_grad()
+        stages.append(out.indices.shape[1])
+    return {"state": snapshot(model.module), "stages": stages}
+
+
+def scenario_revival(rank: int, world: int) -> dict:
+    """Rank-specific data and a high threshold: codes die and are revived on rank 0."""
+    torch.manual_seed(rank)
+    rvq = ResidualVQ(8, 2, 32, dead_code_threshold=0.9)
+    calls = []
+    revive = rvq._revive
+    rvq._revive = lambda *a: (calls.append(1), revive(*a))
+    for s in range(STEPS):
+        g = torch.Generator().manual_seed(s * world + rank)
+        rvq(torch.randn(2, 8, 24, generator=g) * (1 + rank) + 3 * rank)
+    return {"state": snapshot(rvq), "revivals": len(calls)}
+
+
+def scenario_padding(rank: int, world: int) -> dict:
+    """The last rank's batch is all padding at the init step, then all NaN: no hang, and
+    every rank ends with the same finite state."""
+    torch.manual_seed(rank)
+    rvq = ResidualVQ(8, 2, 16, dead_code_threshold=0.5, quantizer_dropout=0.3)
+    last = rank == world - 1
+    for s in range(4):
+        g = torch.Generator().manual_seed(10 * s + rank)
+        x = torch.randn(2, 8, 12, generator=g)
+        mask = torch.zeros(2, 12, dtype=torch.bool) if last and s in (0, 2) else None
+        if last and s == 1:
+            x = torch.full_like(x, float("nan"))
+        rvq(x, mask=mask)
+    empty = ResidualVQ(8, 2, 16)  # no rank has data at init: every rank raises, none hangs
+    try:
+        empty(torch.randn(1, 8, 4), mask=torch.zeros(1, 4))
+        raised = ""
+    except ValueError as err:
+        raised = str(err)
+    return {"state": snapshot(rvq), "raised": raised}
+
+
+def scenario_balancer(rank: int, world: int) -> dict:
+    balancer = LossBalancer({"a": 1.0, "b": 2.0}, ema_decay=0.5)
+    local = []
+    for s in range(3):
+        g = torch.Generator().manual_seed(1000 * s + rank)
+        y = (torch.randn(2, 1, 16, generator=g) * (1 + rank)).requires_grad_(True)
+        losses = {"a": (y - 1).abs().mean(), "b": 10 * y.square().mean()}
+        grads = [torch.autograd.grad(v, y, retain_graph=True)[0] for v in losses.values()]
+        local.append(torch.stack([gr.flatten(1).norm(dim=1).mean() for gr in grads]))
+        balancer.backward(losses, y)
+    return {"ema": balancer.ema_norms.clone(), "state": snapshot(balancer),
+            "local": torch.stack(local)}
+
+
+SCENARIOS = {
+    "ddp": scenario_ddp,
+    "ddp_nosync": lambda rank, world: scenario_ddp(rank, world, sync=False),
+    "options": scenario_options,
+    "revival": scenario_revival,
+    "padding": scenario_padding,
+    "balancer": scenario_balancer,
+}
+
+
+def _worker(rank: int, world: int, init_file: str, out_dir: str, names: list[str]) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world, timeout=TIMEOUT)
+    try:
+        result = {name: SCENARIOS[name](rank, world) for name in names}
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_world(world: int, names: list[str], tmp_path: Path) -> list[dict]:
+    """Spawn ``world`` ranks, play ``names``, return each rank's results; fail on a hang."""
+    ctx = mp.start_processes(_worker, args=(world, str(tmp_path / "store"), str(tmp_path),
+                                            names), nprocs=world, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 2 * TIMEOUT.total_seconds()
+    try:
+        while not ctx.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{world} ranks still running after {2 * TIMEOUT}: a hang")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> list[dict]:
+    return run_world(2, list(SCENARIOS), tmp_path_factory.mktemp("world2"))
+
+
+@pytest.fixture(scope="module")
+def four_ranks(tmp_path_factory) -> list[dict]:
+    return run_world(4, ["ddp", "padding", "balancer"], tmp_path_factory.mktemp("world4"))
+
+
+def _assert_identical(results: list[dict], scenario: str) -> None:
+    ref = results[0][scenario]["state"]
+    for r, res in enumerate(results[1:], start=1):
+        state = res[scenario]["state"]
+        assert state.keys() == ref.keys()
+        for k in ref:
+            assert torch.equal(state[k], ref[k]), f"{scenario}: rank {r} differs in {k}"
+
+
+def _single_process_reference(world: int) -> dict:
+    torch.manual_seed(0)
+    model = Tiny()
+    losses = train(model, [full_batch(s, world) for s in range(STEPS)])
+    return {"state": snapshot(model), "losses": losses}
+
+
+# --------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("world", [2, 4])
+def test_ddp_ranks_hold_identical_codebooks_equal_to_one_process(world, request):
+    results = request.getfixturevalue({2: "two_ranks", 4: "four_ranks"}[world])
+    _assert_identical(results, "ddp")
+    ref = _single_process_reference(world)
+    state = results[0]["ddp"]["state"]
+    assert bool(state["rvq.initialized"])
+    for k, v in ref["state"].items():
+        # k-means init runs on the gathered rows in rank order: the concatenated batch, same RNG
+        torch.testing.assert_close(state[k], v, rtol=1e-5, atol=1e-6, msg=k)
+    # every rank has the same batch size, so the mean of the rank losses is the batch loss
+    mean_losses = torch.tensor([r["ddp"]["losses"] for r in results]).mean(0)
+    torch.testing.assert_close(mean_losses, torch.tensor(ref["losses"]), rtol=1e-4, atol=1e-5)
+
+
+def test_without_sync_ranks_drift_apart(two_ranks):
+    a, b = (r["ddp_nosync"]["state"] for r in two_ranks)
+    assert not torch.equal(a["rvq.embed_sum"], b["rvq.embed_sum"])
+    assert torch.equal(a["enc.weight"], b["enc.weight"])  # DDP itself still syncs gradients
+
+
+def test_learned_codebooks_projections_dropout_and_revival_stay_identical(two_ranks):
+    _assert_identical(two_ranks, "options")
+    stages = [r["options"]["stages"] for r in two_ranks]
+    assert stages[0] == stages[1]  # one quantizer-dropout draw for all ranks
+
+
+def test_revival_is_decided_once_and_broadcast(two_ranks):
+    _assert_identical(two_ranks, "revival")
+    assert two_ranks[0]["revival"]["revivals"] > 0  # codes did die, and rank 0 revived them
+    assert two_ranks[1]["revival"]["revivals"] == 0  # other ranks receive, never draw
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_all_padding_or_nan_rank_takes_part_without_hanging(world, request):
+    results = request.getfixturevalue({2: "two_ranks", 4: "four_ranks"}[world])
+    _assert_identical(results, "padding")
+    for k, v in results[0]["padding"]["state"].items():
+        if v.is_floating_point():
+            assert torch.isfinite(v).all(), k
+    for r in results:
+        assert "on some rank, got none" in r["padding"]["raised"]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_balancer_ema_is_the_mean_over_ranks(world, request):
+    results = request.getfixturevalue({2: "two_ranks", 4: "four_ranks"}[world])
+    _assert_identical(results, "balancer")
+    mean_local = torch.stack([r["balancer"]["local"] for r in results]).mean(0)  # (steps, L)
+    num, den = torch.zeros(2), 0.0
+    for norms in mean_local:
+        num, den = 0.5 * num + norms, 0.5 * den + 1.0
+    torch.testing.assert_close(results[0]["balancer"]["ema"], num / den)
+    assert not torch.allclose(results[0]["balancer"]["local"][0], mean_local[0])
