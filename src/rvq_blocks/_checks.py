@@ -63,3 +63,17 @@ def check_range(name: str, value: float, low: float, high: float, owner: str,
         lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
         raise ValueError(f"{owner} expected {name} in {lb}{low}, {high}{hb}, got {value}")
     return float(value)
+
+
+def check_state_version(local_metadata: dict, current: int, prefix: str, owner: str,
+                        error_msgs: list[str]) -> int:
+    """The state_dict layout version of a module's entries (1 when unrecorded, as in files
+    written before versioning); a version newer than ``current`` is reported in
+    ``error_msgs`` (``load_state_dict`` then raises, naming it)."""
+    version = local_metadata.get("version")
+    version = 1 if version is None else int(version)
+    if version > current:
+        error_msgs.append(f"{owner} at {prefix or '<root>'!r}: state_dict layout version "
+                          f"{version} is newer than the {current} this rvq_blocks reads; "
+                          f"upgrade rvq_blocks to load it")
+    return version

@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ._checks import check_state_version
+
 __all__ = ["LossBalancer"]
 
 _OWNER = "LossBalancer"
@@ -336,6 +338,12 @@ class LossBalancer(nn.Module):
                 out[f"{k}/share"] = share[i]
         out["total"] = last["effective"].item()
         return out
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):  # noqa: D102
+        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def get_extra_state(self) -> Any:
         return {"names": list(self.names)}

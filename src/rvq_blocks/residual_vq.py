@@ -11,7 +11,13 @@ from torch import Tensor, nn
 
 from . import _dist
 from . import _vq_ops as ops
-from ._checks import check_latents, check_mask, check_positive_int, check_range
+from ._checks import (
+    check_latents,
+    check_mask,
+    check_positive_int,
+    check_range,
+    check_state_version,
+)
 from .outputs import CodebookUsage, RVQOutput
 
 _OWNER = "ResidualVQ"
@@ -220,6 +226,9 @@ class ResidualVQ(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):  # noqa: D102
+        # Layout 1 (0.1.0) is the current one; a later layout change bumps ``_version`` and
+        # upgrades version-1 entries here before loading them.
+        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         key = prefix + "initialized"

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_float_tensor
+from ._checks import check_float_tensor, check_state_version
 
 __all__ = ["ScaledTanhHead", "scaled_tanh"]
 
@@ -210,6 +210,12 @@ class ScaledTanhHead(nn.Module):
             raise ValueError(f"ScaledTanhHead.saturation expected threshold in (0, 1), "
                              f"got {threshold}")
         return (y.detach().abs() > threshold).float().mean()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):  # noqa: D102
+        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
         return (f"init_scale={self.init_scale}, channels={self.channels}, "
