@@ -327,8 +327,9 @@ class ResidualVQ(nn.Module):
             # One draw per batch on the CPU RNG (a graph break under torch.compile); across
             # ranks from one generator seeded alike, so every rank runs the same stages.
             gen = self._shared_generator() if synced else None
-            if float(torch.rand((), generator=gen)) < self.quantizer_dropout:
-                n = int(torch.randint(1, self.num_quantizers + 1, (), generator=gen))
+            drop, pick = torch.rand(2, generator=gen).tolist()  # one host read per step
+            if drop < self.quantizer_dropout:
+                n = min(1 + int(pick * self.num_quantizers), self.num_quantizers)
         with torch.autocast(x.device.type, enabled=False):
             z, finite, weight = self._flatten(x, mask)
             if self.training and self._needs_init:

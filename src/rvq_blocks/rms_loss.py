@@ -65,7 +65,7 @@ def per_example_rms(
         eps: Added to the mean power inside the square root.
 
     Returns:
-        ``sqrt(mean power + eps)`` per example.
+        ``sqrt(mean power + eps)`` per example (float32 for half-precision inputs).
 
     Raises:
         TypeError: If ``x`` is not a floating-point tensor or ``mask`` not a tensor.
@@ -76,6 +76,7 @@ def per_example_rms(
         - Output: ``(B,)``.
     """
     x = _as_bcs(x, "x", "per_example_rms")
+    x = x.to(torch.promote_types(x.dtype, torch.float32))  # half precision: float32 sums
     return _stats(x, _mask_weights(mask, x, "per_example_rms"), remove_mean, eps)[0]
 
 
@@ -119,7 +120,8 @@ def rms_scale_loss(
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.
 
     Returns:
-        A 0-d tensor, or ``(B,)`` with ``reduction="none"``.
+        A 0-d tensor, or ``(B,)`` with ``reduction="none"``; float32 for half-precision
+        inputs (the sums run in float32), float64 for float64 inputs.
 
     Raises:
         TypeError: If an input is not a floating-point tensor (mask: not a tensor).
@@ -148,6 +150,9 @@ def rms_scale_loss(
     if p.shape[0] == 0 or p.shape[-1] == 0:
         raise ValueError(f"{owner} expected a non-empty batch and time axis, got "
                          f"{tuple(pred.shape)}")
+    # sums of squares in half precision lose digits (bf16 keeps ~3): compute in float32
+    dtype = torch.promote_types(torch.promote_types(p.dtype, t.dtype), torch.float32)
+    p, t = p.to(dtype), t.to(dtype)
     w = _mask_weights(mask, p, owner)
     rms_p, mean_p = _stats(p, w, remove_mean, eps)
     rms_t, mean_t = _stats(t, w, remove_mean, eps)
