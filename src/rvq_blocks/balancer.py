@@ -261,6 +261,13 @@ class LossBalancer(nn.Module):
                 shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
                 raise ValueError(f"{_OWNER}.backward expected loss {k!r} to be a scalar tensor, "
                                  f"got {shape}")
+            if not v.is_floating_point():
+                raise TypeError(f"{_OWNER}.backward expected loss {k!r} with a floating-point "
+                                f"dtype, got {v.dtype}")
+        if not any(v.requires_grad for v in [*losses.values(), *extra.values()]):
+            raise ValueError(f"{_OWNER}.backward expected at least one loss that requires "
+                             f"grad, got none (losses {sorted(losses)}, unbalanced "
+                             f"{sorted(extra)})")
         if output is None:
             if self.balance_grads:
                 raise ValueError(f"{_OWNER}.backward with balance_grads=True needs the model "
@@ -269,7 +276,8 @@ class LossBalancer(nn.Module):
             raise TypeError(f"{_OWNER}.backward expected output to be a torch.Tensor, "
                             f"got {type(output).__name__}")
         elif not output.requires_grad:
-            raise ValueError(f"{_OWNER}.backward expected an output that requires grad")
+            raise ValueError(f"{_OWNER}.backward expected an output that requires grad, got a "
+                             f"tensor of shape {tuple(output.shape)} with requires_grad=False")
 
     def _nonfinite(self, vals: Tensor, extra_vals: list[Tensor], norms: Tensor | None,
                    extra_names: list[str]) -> Tensor:

@@ -281,10 +281,10 @@ class ResidualVQ(nn.Module):
         return v if self.channel_last else v.transpose(1, 2)  # (B, D, T)
 
     def _to_code_space(self, k: int, r: Tensor) -> Tensor:
-        return r if self.project_in is None else self.project_in[k](r)
+        return r if self.project_in is None else _linear(self.project_in[k], r)
 
     def _from_code_space(self, k: int, c: Tensor) -> Tensor:
-        return c if self.project_out is None else self.project_out[k](c)
+        return c if self.project_out is None else _linear(self.project_out[k], c)
 
     def _code_vectors(self, k: int, dtype: torch.dtype) -> Tensor:
         """``(K, D)``: what each code of stage ``k`` adds to the reconstruction."""
@@ -374,15 +374,16 @@ class ResidualVQ(nn.Module):
                 commit.append(_masked_mse(ze - chosen.detach(), valid, denom))
                 # Projections learn from the reconstruction through their own straight-through
                 # path, fed by the detached residual so the encoder still sees exactly I.
-                ze_free = self.project_in[k](residual.detach())  # type: ignore[index]
-                step = self.project_out[k](ze_free + (chosen - ze_free).detach())
+                ze_free = self._to_code_space(k, residual.detach())
+                step = self._from_code_space(k, ze_free + (chosen - ze_free).detach())
                 residual = residual - step.detach()
             total = total + step
             all_idx.append(idx)
             counts.append(ops.weighted_counts(idx, weight, self.codebook_size))
             stage_inputs.append(ze.detach())
         if self.gradient_estimator == "rotation":
-            quantized = ops.rotation_trick(z, total.detach()) + (raw.detach() - z.detach())
+            # zero where raw is finite, NaN where not: non-finite rows stay visible in the output
+            quantized = ops.rotation_trick(z, total.detach()) + (raw.detach() - raw.detach())
             if self.project_out is not None:
                 quantized = quantized + (total - total.detach())
         else:
@@ -561,7 +562,8 @@ class ResidualVQ(nn.Module):
         x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         n = self._n(n_quantizers)
         with torch.autocast(x.device.type, enabled=False):
-            z, _, _ = self._flatten(x, None)
+            z, finite, _ = self._flatten(x, None)
+            z = torch.where(finite[:, None], z, 0.0)  # as in forward: non-finite rows coded as 0
             idx = self._assign(z, n)
             if idx is None:
                 residual, cols = z, []
@@ -593,9 +595,10 @@ class ResidualVQ(nn.Module):
             got = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
             raise TypeError(f"{_OWNER}.decode expected integer indices, got {got}")
         if indices.ndim != 3 or not 1 <= indices.shape[1] <= self.num_quantizers \
-                or indices.shape[2] == 0:
+                or indices.shape[2] == 0 or indices.shape[0] == 0:
             raise ValueError(f"{_OWNER}.decode expected indices of shape (B, n, T) with "
-                             f"1 <= n <= {self.num_quantizers}, got {tuple(indices.shape)}")
+                             f"B, T >= 1 and 1 <= n <= {self.num_quantizers}, "
+                             f"got {tuple(indices.shape)}")
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= self.codebook_size:
             raise ValueError(f"{_OWNER}.decode expected codes in [0, {self.codebook_size}), "
@@ -619,6 +622,12 @@ class ResidualVQ(nn.Module):
         alive = share >= floor
         return CodebookUsage(ops.perplexity(self.cluster_size), alive.float().mean(-1),
                              (~alive).sum(-1))
+
+
+def _linear(layer: nn.Linear, v: Tensor) -> Tensor:
+    """``layer(v)`` in ``v``'s dtype (float64 input meets float32 projections)."""
+    bias = None if layer.bias is None else layer.bias.to(v.dtype)
+    return F.linear(v, layer.weight.to(v.dtype), bias)
 
 
 def _masked_mse(diff: Tensor, valid: Tensor, denom: Tensor) -> Tensor:

@@ -26,6 +26,9 @@ def _as_bcs(x: Tensor, name: str, owner: str) -> Tensor:
     if x.ndim != 3:
         raise ValueError(f"{owner} expected {name} of shape (B, C, S) or (B, S), "
                          f"got {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{owner} expected {name} with C >= 1 channels, got shape "
+                         f"{tuple(x.shape)}")
     return x
 
 

@@ -98,11 +98,15 @@ def _flatten_audio(pred: Tensor, target: Tensor, min_samples: int,
     if pred.ndim not in (2, 3) or pred.shape[0] == 0:
         raise ValueError(f"{owner} expected pred of shape (B, C, S) or (B, S), "
                          f"got {tuple(pred.shape)}")
+    if pred.ndim == 3 and pred.shape[1] == 0:
+        raise ValueError(f"{owner} expected pred with C >= 1 channels, got shape "
+                         f"{tuple(pred.shape)}")
     if pred.shape[-1] < min_samples:
         raise ValueError(f"{owner} expected at least {min_samples} samples (half the largest "
                          f"window + 1), got pred of shape {tuple(pred.shape)}")
-    if pred.dtype in (torch.float16, torch.bfloat16):  # stft and logs in half are unreliable
-        pred, target = pred.float(), target.float()
+    # one dtype for both, at least float32: stft and logs in half precision are unreliable
+    dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
+    pred, target = pred.to(dtype), target.to(dtype)
     s = pred.shape[-1]
     return pred.reshape(-1, s), target.reshape(-1, s)  # (B * C, S)
 
