@@ -23,3 +23,30 @@ def test_rate_distortion_smoke(tmp_path):
         assert rows["default"]["snr_db"] > 0
         # Same seed, same (greedy) training: the beam search only changes the encoding.
         assert rows["beam_size=4"]["snr_db"] > rows["default"]["snr_db"]
+
+
+def test_ddp_bench_reads_real_latents_and_a_trained_quantizer(tmp_path):
+    """The --latents/--rvq_state path (real encoder latents, trained quantizer state dict,
+    nested under a model prefix as a codec checkpoint holds it)."""
+    import torch
+
+    from rvq_blocks import ResidualVQ
+
+    latents = torch.randn(3, 16, 40)
+    rvq = ResidualVQ(16, 3, 32, codebook_dim=8)
+    for _ in range(3):
+        rvq(latents)
+    torch.save({"latents": latents}, tmp_path / "lat.pt")
+    torch.save({"state_dict": {f"quantizer.{k}": v for k, v in rvq.state_dict().items()}},
+               tmp_path / "rvq.pt")
+    out = tmp_path / "ddp.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_ddp.py"), "--skip_ddp",
+                           "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
+                           str(tmp_path / "rvq.pt"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    bf16 = json.loads(out.read_text())["bf16"]
+    assert "rvq.pt: trained state, 3 x 32, codebook_dim 8" in bf16["quantizer"]
+    assert bf16["autocast_fp32_latents_identical_pct"] == 100.0
+    assert len(bf16["bf16_latents_identical_pct_per_stage"]) == 3
+    assert bf16["frames"] == 3 * 40
