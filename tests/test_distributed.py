@@ -152,7 +152,23 @@ def scenario_balancer(rank: int, world: int) -> dict:
             "local": torch.stack(local)}
 
 
+def scenario_compiled(rank: int, world: int) -> dict:
+    """torch.compile in distributed training: the collectives run eagerly at graph breaks."""
+    torch._dynamo.reset()
+    torch.manual_seed(rank)
+    rvq = ResidualVQ(8, 2, 16, dead_code_threshold=0.5, quantizer_dropout=0.5)
+    compiled = torch.compile(rvq, backend="eager")
+    for s in range(4):
+        g = torch.Generator().manual_seed(10 * s + rank)
+        compiled(torch.randn(2, 8, 12, generator=g))
+    warm = ResidualVQ(8, 2, 16, dead_code_threshold=0.5)
+    warm(torch.randn(2, 8, 12))  # k-means init done: count the steady-state breaks
+    breaks = torch._dynamo.explain(warm)(torch.randn(2, 8, 12)).graph_break_count
+    return {"state": snapshot(rvq), "breaks": breaks}
+
+
 SCENARIOS = {
+    "compiled": scenario_compiled,
     "ddp": scenario_ddp,
     "ddp_nosync": lambda rank, world: scenario_ddp(rank, world, sync=False),
     "options": scenario_options,
@@ -242,6 +258,12 @@ def test_learned_codebooks_projections_dropout_and_revival_stay_identical(two_ra
     _assert_identical(two_ranks, "options")
     stages = [r["options"]["stages"] for r in two_ranks]
     assert stages[0] == stages[1]  # one quantizer-dropout draw for all ranks
+
+
+def test_compiled_quantizer_stays_in_sync(two_ranks):
+    _assert_identical(two_ranks, "compiled")
+    # at the all_reduce and at the revival decision, each counted once per nested frame
+    assert two_ranks[0]["compiled"]["breaks"] == 6
 
 
 def test_revival_is_decided_once_and_broadcast(two_ranks):

@@ -3,7 +3,8 @@
 Every function here is a no-op-free collective: all ranks of the default process group must
 call it, in the same order, with tensors of the same size. Callers guarantee that by deciding
 *whether* to call from values that are already identical on every rank (options, step counts,
-all-reduced statistics), never from a rank's own data.
+all-reduced statistics), never from a rank's own data. Under ``torch.compile`` each runs
+eagerly (a graph break), so the collective is the plain c10d call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def rank() -> int:
     return dist.get_rank()
 
 
+@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
 def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     """Sum every tensor of ``parts`` over the ranks with **one** ``all_reduce`` of a flat
     float buffer; returns new tensors shaped and typed like ``parts``."""
@@ -38,6 +40,7 @@ def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     return _unpack(flat, parts)
 
 
+@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
 def broadcast_(parts: list[Tensor], src: int = 0) -> None:
     """Overwrite ``parts`` in place on every rank with rank ``src``'s values (one broadcast)."""
     flat = torch.cat([p.detach().reshape(-1).to(parts[0].dtype) for p in parts])
@@ -54,6 +57,7 @@ def _unpack(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
     return out
 
 
+@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
 def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     """All ranks' rows ``(M_r, D)`` concatenated in rank order on rank 0, ``None`` elsewhere.
 
@@ -78,6 +82,7 @@ def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     return torch.cat([c[:s] for c, s in zip(chunks, sizes, strict=True)])
 
 
+@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
 def shared_generator(device: torch.device) -> torch.Generator:
     """A CPU generator seeded identically on every rank (rank 0 draws the seed from its global
     RNG and broadcasts it): the same draws everywhere without a collective per draw."""
