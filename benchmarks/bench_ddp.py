@@ -129,17 +129,27 @@ def run_ranks(world: int, cfg: dict, sync: bool | None) -> dict:
         return json.loads(Path(out).read_text())
 
 
-def ddp_overhead(cfg: dict) -> dict:
+def _merge(runs: list[dict]) -> dict:
+    blocks = sorted(b for r in runs for b in r["blocks_ms"])
+    return {"min_ms": blocks[0], "median_ms": blocks[len(blocks) // 2], "blocks_ms": blocks}
+
+
+def ddp_overhead(cfg: dict, rounds: int) -> dict:
+    """``rounds`` interleaved rounds of the three runs (load drifts hit all three alike);
+    per run the minimum and median over all its blocks."""
     torch.set_num_threads(1)
-    single = _time_steps(cfg, None)
-    nosync = run_ranks(2, cfg, False)
-    synced = run_ranks(2, cfg, None)
+    runs: dict[str, list[dict]] = {"single": [], "nosync": [], "sync": []}
+    for _ in range(rounds):
+        runs["single"].append(_time_steps(cfg, None))
+        runs["nosync"].append(run_ranks(2, cfg, False))
+        runs["sync"].append(run_ranks(2, cfg, None))
+    single, nosync, synced = (_merge(runs[k]) for k in ("single", "nosync", "sync"))
     ratio = {
         "sync_over_nosync": synced["min_ms"] / nosync["min_ms"],
         "sync_over_single": synced["min_ms"] / single["min_ms"],
         "nosync_over_single": nosync["min_ms"] / single["min_ms"],
     }
-    return {"config": cfg, "single_process": single, "ddp2_nosync": nosync,
+    return {"config": cfg, "rounds": rounds, "single_process": single, "ddp2_nosync": nosync,
             "ddp2_sync": synced, "ratios_of_min": ratio}
 
 
@@ -230,11 +240,12 @@ def main() -> None:
     parser.add_argument("--train_steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip_ddp", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     args = parser.parse_args()
     cfg = ({"dim": 32, "num_quantizers": 2, "codebook_size": 64, "batch": 2, "samples": 1024,
             "warmup": 2, "steps": 3, "repeats": 2} if args.quick else
            {"dim": 64, "num_quantizers": 8, "codebook_size": 256, "batch": 4, "samples": 8192,
-            "warmup": 3, "steps": 10, "repeats": 7})
+            "warmup": 3, "steps": 10, "repeats": 5})
     load_start = os.getloadavg()
     result: dict = {"meta": {
         "torch": torch.__version__, "machine": platform.machine(),
@@ -244,7 +255,7 @@ def main() -> None:
         "loadavg_start": load_start,
     }}
     if not args.skip_ddp:
-        result["ddp"] = ddp_overhead(cfg)
+        result["ddp"] = ddp_overhead(cfg, 1 if args.quick else args.rounds)
         r = result["ddp"]
         print(f"step ms (min/median): single {r['single_process']['min_ms']:.1f}/"
               f"{r['single_process']['median_ms']:.1f}, 2 ranks no sync "

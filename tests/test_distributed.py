@@ -148,8 +148,21 @@ def scenario_balancer(rank: int, world: int) -> dict:
         grads = [torch.autograd.grad(v, y, retain_graph=True)[0] for v in losses.values()]
         local.append(torch.stack([gr.flatten(1).norm(dim=1).mean() for gr in grads]))
         balancer.backward(losses, y)
+    # a NaN on the last rank only: every rank skips that step (none waits alone in a
+    # collective at the next one) and the EMA stays equal; with "raise" every rank raises
+    skipper = LossBalancer({"a": 1.0, "b": 2.0}, nonfinite="skip")
+    raiser = LossBalancer({"a": 1.0, "b": 2.0})
+    raised = []
+    for s in range(3):
+        y = torch.randn(2, 1, 16, generator=torch.Generator().manual_seed(s)).requires_grad_(True)
+        bad = float("nan") if s == 1 and rank == world - 1 else 1.0
+        for bal in (skipper, raiser):
+            try:
+                bal.backward({"a": y.abs().mean() * bad, "b": y.square().mean()}, y)
+            except FloatingPointError as err:
+                raised.append((s, str(err)))
     return {"ema": balancer.ema_norms.clone(), "state": snapshot(balancer),
-            "local": torch.stack(local)}
+            "local": torch.stack(local), "skipper": snapshot(skipper), "raised": raised}
 
 
 def scenario_compiled(rank: int, world: int) -> dict:
@@ -293,3 +306,10 @@ def test_balancer_ema_is_the_mean_over_ranks(world, request):
         num, den = 0.5 * num + norms, 0.5 * den + 1.0
     torch.testing.assert_close(results[0]["balancer"]["ema"], num / den)
     assert not torch.allclose(results[0]["balancer"]["local"][0], mean_local[0])
+    for r, res in enumerate(results):
+        assert int(res["balancer"]["skipper"]["num_skipped"]) == 1
+        for k, v in results[0]["balancer"]["skipper"].items():
+            assert torch.equal(res["balancer"]["skipper"][k], v), (r, k)
+        (step, msg), = res["balancer"]["raised"]
+        assert step == 1
+        assert ("loss a;" if r == world - 1 else "loss on another rank;") in msg

@@ -66,8 +66,10 @@ class LossBalancer(nn.Module):
             tensor.
         eps: Added to the EMA norm in the denominator.
         nonfinite: ``"raise"`` or ``"skip"`` on a non-finite loss or gradient.
-        reduce_fn: Averages a tensor of per-loss norms across workers. ``None``: mean over
-            ranks with ``all_reduce`` when ``torch.distributed`` is initialised, no collective
+        reduce_fn: Averages a ``(L + 1,)`` tensor across workers: the per-loss norms, then a
+            flag that is 1 where this rank saw a non-finite value (after averaging, ``> 0``
+            means some rank did, and every rank skips or raises). ``None``: mean over ranks
+            with one ``all_reduce`` when ``torch.distributed`` is initialised, no collective
             otherwise. Every rank must call ``backward`` the same number of times.
         device: Factory argument for the buffers.
         dtype: Factory argument for the EMA buffers.
@@ -214,11 +216,19 @@ class LossBalancer(nn.Module):
         norms = self._norms(grads) if grads is not None else None
         checks = [vals, *extra_vals] + ([norms] if norms is not None else [])
         finite = torch.isfinite(torch.cat([c.reshape(-1) for c in checks]).float())
-        if not bool(finite.all()):  # the one device sync of this method
+        local_bad = (~finite.all()).to(self.norm_ema_sum.dtype)
+        any_bad = local_bad
+        if norms is not None and self.balance_grads:
+            # One reduction carries the norms and a non-finite flag: every rank then takes the
+            # same branch (all skip or raise together), so no rank is left alone in a collective.
+            packed = torch.cat([torch.where(torch.isfinite(norms), norms, 0.0).to(local_bad),
+                                local_bad[None]])  # (L + 1,)
+            reduced = self.reduce_fn(packed)
+            norms_avg, any_bad = reduced[:-1], reduced[-1]
+        if bool(any_bad > 0):  # the one device sync of this method
             return self._nonfinite(vals, extra_vals, norms, list(extra))
 
         if norms is not None and self.balance_grads:
-            norms_avg = self.reduce_fn(norms.to(self.norm_ema_sum.dtype))
             if self.training:
                 self.norm_ema_sum.mul_(self.ema_decay).add_(norms_avg)
                 self.norm_ema_weight.mul_(self.ema_decay).add_(1.0)
@@ -288,6 +298,8 @@ class LossBalancer(nn.Module):
             bad += [f"{k} (gradient)" for k, v, n in zip(self.names, vals.tolist(),
                                                          norms.tolist(), strict=True)
                     if math.isfinite(v) and not math.isfinite(n)]
+        if not bad:
+            bad = ["on another rank"]
         if self.nonfinite == "raise":
             raise FloatingPointError(f"{_OWNER}: non-finite loss {', '.join(bad)}; values "
                                      f"{dict(zip(self.names, vals.tolist(), strict=True))}")
