@@ -313,3 +313,22 @@ def test_balancer_ema_is_the_mean_over_ranks(world, request):
         (step, msg), = res["balancer"]["raised"]
         assert step == 1
         assert ("loss a;" if r == world - 1 else "loss on another rank;") in msg
+
+
+def test_sync_option_in_one_process():
+    x = torch.randn(2, 8, 12)
+    auto, off = ResidualVQ(8, 2, 16), ResidualVQ(8, 2, 16, sync=False)
+    off.load_state_dict(auto.state_dict())
+    torch.manual_seed(0)
+    a = auto(x)
+    torch.manual_seed(0)
+    b = off(x)
+    assert torch.equal(a.indices, b.indices)  # no process group: auto is plain training
+    strict = ResidualVQ(8, 2, 16, sync=True)
+    with pytest.raises(ValueError, match="sync=True, which needs an initialised"):
+        strict(x)
+    assert not bool(strict.initialized)  # nothing ran before the error
+    strict.eval()
+    assert strict(x).indices.shape == (2, 2, 12)  # eval never syncs
+    with pytest.raises(TypeError, match="sync to be None, True or False, got 'yes'"):
+        ResidualVQ(8, 2, 16, sync="yes")
