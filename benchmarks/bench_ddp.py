@@ -17,8 +17,10 @@
     python benchmarks/bench_ddp.py --latents lat.pt --rvq_state rvq.pt   # real latents
 
 ``--latents``: a ``torch.save``d ``(B, D, T)`` tensor (or a dict with a ``"latents"`` entry) of
-real encoder latents. ``--rvq_state``: the ``state_dict`` of a trained ``ResidualVQ`` (or a
-dict with ``"state_dict"``; a ``"quantizer."`` prefix is stripped); sizes are read from it.
+real encoder latents. ``--rvq_state``: the ``state_dict`` of a trained ``ResidualVQ``, or any
+checkpoint that nests one (a model state_dict under ``"model"``, the quantizer under any
+prefix such as ``"quantizer."``; the example codec's header line is skipped); sizes are read
+from it, ``--use_cosine`` must match how it was trained.
 Without ``--rvq_state`` the quantizer is k-means-initialised and EMA-trained on the first half
 of the latents; without ``--latents`` structured synthetic latents are used, and the JSON says
 which. Timings on a shared machine are noisy: the minimum over repeats is reported with the
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import inspect
+import io
 import json
 import os
 import platform
@@ -169,11 +172,38 @@ def synthetic_latents(batch: int, dim: int, frames: int, seed: int = 0) -> torch
         batch, dim, frames, generator=g)
 
 
+def _load_file(path: str) -> object:
+    """``torch.load`` of a plain file, or of a checkpoint with a one-line text header (the
+    example codec's ``RVQCKPT1 <sha256>`` line) before the payload."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"RVQCKPT"):
+        data = data[data.index(b"\n") + 1:]
+    return torch.load(io.BytesIO(data), map_location="cpu")
+
+
+def _find_quantizer_state(obj: object) -> dict | None:
+    """The entries of the first ResidualVQ state_dict found in ``obj`` (a state_dict, or a
+    checkpoint nesting one, e.g. under ``"model"``), with their module prefix removed."""
+    if not isinstance(obj, dict):
+        return None
+    for key, value in obj.items():
+        if isinstance(key, str) and key.endswith("codebook") and \
+                isinstance(value, torch.Tensor) and value.ndim == 3:
+            prefix = key[: -len("codebook")]
+            return {k[len(prefix):]: v for k, v in obj.items()
+                    if isinstance(k, str) and k.startswith(prefix)}
+    for value in obj.values():
+        found = _find_quantizer_state(value)
+        if found is not None:
+            return found
+    return None
+
+
 def _load_latents(path: str | None, quick: bool) -> tuple[torch.Tensor, str]:
     if path is None:
         b, d, t = (4, 32, 100) if quick else (16, 64, 500)
         return synthetic_latents(b, d, t), f"synthetic AR(1) mixture, (B, D, T) = ({b}, {d}, {t})"
-    obj = torch.load(path, map_location="cpu")
+    obj = _load_file(path)
     lat = obj["latents"] if isinstance(obj, dict) else obj
     if not isinstance(lat, torch.Tensor) or lat.ndim != 3:
         raise ValueError(f"--latents expected a (B, D, T) tensor, got "
@@ -191,10 +221,10 @@ def _load_rvq(path: str | None, lat: torch.Tensor, args: argparse.Namespace) \
             rvq(train)
         return rvq.eval(), (f"k-means init + {args.train_steps} EMA steps on the first half of "
                             f"the latents, {args.num_quantizers} x {args.codebook_size}")
-    obj = torch.load(path, map_location="cpu")
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
-    prefix = next((k[: -len("codebook")] for k in state if k.endswith("codebook")), "")
-    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    state = _find_quantizer_state(_load_file(path))
+    if state is None:
+        raise ValueError(f"--rvq_state expected a ResidualVQ state_dict (a '...codebook' entry "
+                         f"of shape (Q, K, Dc)), found none in {path}")
     q, k, cdim = state["codebook"].shape
     rvq = ResidualVQ(dim, q, k, codebook_dim=cdim, ema="embed_sum" in state,
                      use_cosine=args.use_cosine)

@@ -50,3 +50,26 @@ def test_ddp_bench_reads_real_latents_and_a_trained_quantizer(tmp_path):
     assert bf16["autocast_fp32_latents_identical_pct"] == 100.0
     assert len(bf16["bf16_latents_identical_pct_per_stage"]) == 3
     assert bf16["frames"] == 3 * 40
+
+
+def test_ddp_bench_reads_a_codec_checkpoint_with_a_header_line(tmp_path):
+    import io
+
+    import torch
+
+    from rvq_blocks import ResidualVQ
+
+    model = torch.nn.ModuleDict({"encoder": torch.nn.Conv1d(1, 16, 3),
+                                 "quantizer": ResidualVQ(16, 2, 8, codebook_dim=4)})
+    model["quantizer"](torch.randn(2, 16, 30))
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "epoch": 3}, buf)
+    (tmp_path / "last.pt").write_bytes(b"RVQCKPT1 0123abcd\n" + buf.getvalue())
+    torch.save(torch.randn(2, 16, 25), tmp_path / "lat.pt")
+    out = tmp_path / "ddp.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_ddp.py"), "--skip_ddp",
+                           "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
+                           str(tmp_path / "last.pt"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 x 8, codebook_dim 4" in json.loads(out.read_text())["bf16"]["quantizer"]
