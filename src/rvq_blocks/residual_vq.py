@@ -88,9 +88,9 @@ class ResidualVQ(nn.Module):
         With ``sync`` active, every rank applies the same codebook update, so the codebooks
         and EMA buffers stay bit-identical across ranks without DDP's buffer broadcast
         (``broadcast_buffers=False``, or ``forward_sync_buffers=False`` in newer torch, is
-        safe and saves a broadcast per step). The sync points,
-        all on the default process group and reached by every rank in the same order whatever
-        its data (a rank whose batch is all padding or non-finite sends zeros):
+        safe and saves a broadcast per step). The sync points, all on the default process
+        group and reached by every rank in the same order whatever its data (a rank whose
+        batch is all padding or non-finite sends zeros):
 
         * each training ``forward``: **one** ``all_reduce`` (sum) of a flat buffer packing the
           per-stage code counts, the per-stage sums of assigned vectors (EMA) and the number
@@ -110,12 +110,12 @@ class ResidualVQ(nn.Module):
 
         Each rank's losses, ``perplexity`` and ``codes_used`` remain those of its own batch.
         Under ``torch.compile`` the collectives run eagerly at graph breaks (6 per step with
-        revival on, 0 in one process).
-        Learned codebooks (``ema=False``) and the projections are parameters: DDP's gradient
-        all-reduce keeps them in sync; the usage counts that drive revival are still summed.
-        Every rank must call ``forward`` in training the same number of times with the same
-        ``n_quantizers``. With ``quantizer_dropout`` and ``codebook_dim`` the projections of
-        skipped stages get no gradient: wrap the model with ``find_unused_parameters=True``.
+        revival on, 0 in one process). Learned codebooks (``ema=False``) and the
+        projections are parameters: DDP's gradient all-reduce keeps them in sync; the usage
+        counts that drive revival are still summed. Every rank must call ``forward`` in
+        training the same number of times with the same ``n_quantizers``. With
+        ``quantizer_dropout`` and ``codebook_dim`` the projections of skipped stages get no
+        gradient: wrap the model with ``find_unused_parameters=True``.
 
     Shape:
         - Input ``x``: ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``); ``mask``: ``(B, T)``.
