@@ -323,7 +323,8 @@ class ResidualVQ(nn.Module):
         Raises:
             TypeError: If ``x`` is not a floating-point tensor or ``mask`` not a tensor.
             ValueError: If ``x`` is not ``(B, D, T)`` with ``D == dim`` and ``B, T >= 1``,
-                or ``mask`` is not ``(B, T)``.
+                or ``mask`` is not ``(B, T)``; in training with ``sync=True`` when no
+                ``torch.distributed`` process group is initialised.
         """
         x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         n = self._n(n_quantizers)
