@@ -6,13 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv test lint demo bench bench-setup clean
+.PHONY: venv test lint docs demo bench bench-setup report clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -22,6 +22,10 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 demo: venv
 	$(PY) examples/quickstart.py
@@ -34,6 +38,12 @@ bench: bench-setup
 	$(PY) benchmarks/bench_rate_distortion.py --out benchmarks/results/rate_distortion.json
 	$(PY) benchmarks/bench_speed.py --out benchmarks/results/speed.json
 	$(PY) benchmarks/bench_memory.py --out benchmarks/results/memory.json
+	$(PY) benchmarks/bench_failure_modes.py --out benchmarks/results/failure_modes.json
+	$(PY) benchmarks/report.py
+
+# re-render docs/benchmarks.md, docs/failure_modes.md and their plots from benchmarks/results/*.json
+report: venv
+	$(PY) benchmarks/report.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
