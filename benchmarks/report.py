@@ -153,6 +153,8 @@ PEERS = ("vector-quantize-pytorch", "EnCodec", "DAC")
 PEER_SETTINGS = {"vector-quantize-pytorch": "k-means, EMA 0.99, dead-code 2",
                  "EnCodec": "its defaults", "DAC": "its defaults (Adam 1e-3)"}
 CONFIG_TITLES = {"d8": "dim 8", "d128": "dim 128"}
+COLORS = {"rvq_blocks": "tab:blue", "vector-quantize-pytorch": "tab:purple",
+          "EnCodec": "tab:orange", "DAC": "tab:green", "floor": "tab:gray"}
 
 
 @page("benchmarks.md")
@@ -355,7 +357,7 @@ def speed(data: dict, fig: Figures) -> str:
             vals = [cfgs[n]["results"].get(impl, {}).get("train", {}).get("x_floor", 0)
                     for n in names]
             ax.bar([i + j * width for i in range(len(names))], vals, width,
-                   label=impl, color="tab:blue" if impl == "rvq_blocks" else None)
+                   label=impl, color=COLORS.get(impl))
         ax.axhline(1.0, color="black", lw=0.8, ls="--", label="floor")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], [words[n] for n in names])
         ax.set_ylabel("training step / floor")
@@ -524,9 +526,10 @@ def _wall(data: dict) -> str:
 
 
 def _steps_plot(ax, curves: dict[str, list[float]], title: str, ylabel: str,
-                log: bool = False) -> None:
+                log: bool = False, dashed: Sequence[str] = ()) -> None:
     for label, ys in curves.items():
-        ax.plot(range(1, len(ys) + 1), ys, label=label, lw=1.2)
+        ax.plot(range(1, len(ys) + 1), ys, label=label, lw=1.2,
+                ls="--" if label in dashed else "-")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
@@ -600,7 +603,8 @@ def fm_ste(data: dict, fig: Figures) -> str:
 
     def draw(ax):
         _steps_plot(ax, {k: v["curves"]["recon_mse"] for k, v in tr.items()},
-                    "reconstruction loss with each quantizer", "MSE", log=True)
+                    "reconstruction loss with each quantizer", "MSE", log=True,
+                    dashed=("ste_after_loop_live_codes",))
 
     return f"""## Straight-through estimator
 
