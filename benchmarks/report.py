@@ -475,12 +475,12 @@ def _failure_rows(d: dict) -> list[tuple[str, str, str, str]]:
          f"{num(summed[0]['averaged'], 3)} -> {num(q8['averaged'], 3)} "
          f"({q8['averaged_over_q1']:.2f}x)",
          "summed-vq-losses"),
-        ("output scale 3.0 after the tanh",
+        ("output scale 3.0 outside the tanh",
          f"first-step L1 {num(hb['l1'], 3)}; output [{hb['lo']:+.2f}, {hb['hi']:+.2f}]; "
          f"{pct(hb['saturation'])} saturated",
          f"L1 {num(hf['l1'], 3)}; [{hf['lo']:+.2f}, {hf['hi']:+.2f}]; "
          f"{pct(hf['saturation'])} saturated",
-         "output-scale-30-before-the-tanh"),
+         "output-scale-30-outside-the-tanh"),
         ("fixed weights `2.0 * recon + 0.1 * percept`",
          f"percept takes {pct(bal['buggy']['first_step']['percept_share'], 1)} of the gradient "
          f"at step 1 (mean {pct(bal['buggy']['mean_percept_share'], 1)})",
@@ -724,7 +724,7 @@ def fm_head(data: dict, fig: Figures) -> str:
                           "ScaledTanhHead(1.0)": f["curves"]["saturation"]},
                     "saturation |y| > 0.99", "fraction of samples")
 
-    return f"""## Output scale 3.0 before the tanh
+    return f"""## Output scale 3.0 outside the tanh
 
 **The bug.** The decoder ended in `scale * tanh(h)` with a learnable `scale` initialised at 3.0.
 A random decoder's `tanh(h)` is already near +-1, so the first outputs spanned about +-3 against
