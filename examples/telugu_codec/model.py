@@ -1,0 +1,223 @@
+"""The Telugu speech codec: a small SEANet-style encoder/decoder around the library's blocks.
+
+Waveform ``(B, 1, S)`` at 16 kHz -> encoder (strides 2, 4, 5, 8: one latent frame per 320
+samples, 50 Hz) -> :class:`rvq_blocks.ResidualVQ` -> decoder -> output head. With 12 quantizers
+of 1024 codes this is 12 x 10 bits x 50 Hz = 6 kbps.
+
+Only the encoder and decoder are specific to this example; the quantizer, the head and every
+loss come from ``rvq_blocks``. The head is selectable for the ablation:
+
+* ``scaled_tanh``: :class:`rvq_blocks.ScaledTanhHead` ``tanh(scale * x)``, scale learnable from 1.0;
+* ``tanh``: a fixed ``tanh(x)`` (DAC's output layer);
+* ``clamp``: identity in training, clamped to [-1, 1] at inference (BigVGAN-v2 style);
+* ``original``: ``scale * tanh(x)`` with a learnable scale initialised at 3.0 (the failed run).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rvq_blocks import ResidualVQ, RVQOutput, ScaledTanhHead
+
+Head = Literal["scaled_tanh", "tanh", "clamp", "original"]
+HEADS: tuple[str, ...] = ("scaled_tanh", "tanh", "clamp", "original")
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to rebuild a :class:`TeluguCodec` (stored in every checkpoint)."""
+
+    sample_rate: int = 16000
+    channels: int = 16  # width of the first encoder block; doubles at every downsampling
+    strides: tuple[int, ...] = (2, 4, 5, 8)
+    latent_dim: int = 64
+    num_quantizers: int = 12
+    codebook_size: int = 1024
+    codebook_dim: int | None = None
+    quantizer_dropout: float = 0.0
+    head: str = "scaled_tanh"
+    extra: dict = field(default_factory=dict)  # room for forward-compatible options
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["strides"] = list(self.strides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CodecConfig:
+        d = dict(d)
+        d["strides"] = tuple(d["strides"])
+        return cls(**d)
+
+
+class ResidualUnit(nn.Module):
+    """``x + conv1x1(elu(dilated_conv7(elu(x))))``, length-preserving."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+
+
+def _down(c_in: int, c_out: int, stride: int) -> nn.Conv1d:
+    # kernel 2s, padding ceil(s/2): exactly S / s frames when s divides S
+    return nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=math.ceil(stride / 2))
+
+
+def _up(c_in: int, c_out: int, stride: int) -> nn.ConvTranspose1d:
+    return nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride,
+                              padding=math.ceil(stride / 2), output_padding=stride % 2)
+
+
+class Encoder(nn.Module):
+    """``(B, 1, S)`` -> ``(B, latent_dim, S / hop)``."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        layers: list[nn.Module] = [nn.Conv1d(1, c, 7, padding=3)]
+        for s in cfg.strides:
+            layers += [ResidualUnit(c, 1), ResidualUnit(c, 3), nn.ELU(), _down(c, 2 * c, s)]
+            c *= 2
+        layers += [nn.ELU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """``(B, latent_dim, T)`` -> ``(B, 1, T * hop)`` pre-activation (the head bounds it)."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        c = cfg.channels * 2 ** len(cfg.strides)
+        layers: list[nn.Module] = [nn.Conv1d(cfg.latent_dim, c, 7, padding=3)]
+        for s in reversed(cfg.strides):
+            layers += [nn.ELU(), _up(c, c // 2, s), ResidualUnit(c // 2, 1),
+                       ResidualUnit(c // 2, 3)]
+            c //= 2
+        layers += [nn.ELU(), nn.Conv1d(c, 1, 7, padding=3)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class OriginalHead(nn.Module):
+    """The failed run's head: ``scale * tanh(x)`` with a learnable scale initialised at 3.0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.output_scale = nn.Parameter(torch.tensor(3.0))
+
+    @property
+    def scale(self) -> Tensor:
+        return self.output_scale.detach()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output_scale * torch.tanh(x)
+
+
+class FixedTanh(nn.Module):
+    scale = torch.tensor(1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(x)
+
+
+class IdentityClamp(nn.Module):
+    """Identity while training (full gradient), clamped to [-1, 1] at inference."""
+
+    scale = torch.tensor(1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x if self.training else x.clamp(-1.0, 1.0)
+
+
+def make_head(name: str) -> nn.Module:
+    if name == "scaled_tanh":
+        return ScaledTanhHead(1.0)
+    if name == "tanh":
+        return FixedTanh()
+    if name == "clamp":
+        return IdentityClamp()
+    if name == "original":
+        return OriginalHead()
+    raise ValueError(f"head must be one of {HEADS}, got {name!r}")
+
+
+class TeluguCodec(nn.Module):
+    """Encoder -> ``ResidualVQ`` -> decoder -> head.
+
+    ``forward(wav)`` takes ``(B, 1, S)`` with ``S`` a multiple of ``hop_length`` and returns
+    ``(y, rvq_out)``: the reconstruction ``(B, 1, S)`` and the quantizer's :class:`RVQOutput`.
+    """
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        if cfg.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {cfg.head!r}")
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = ResidualVQ(cfg.latent_dim, cfg.num_quantizers, cfg.codebook_size,
+                                    codebook_dim=cfg.codebook_dim,
+                                    quantizer_dropout=cfg.quantizer_dropout)
+        self.decoder = Decoder(cfg)
+        self.head = make_head(cfg.head)
+
+    @property
+    def hop_length(self) -> int:
+        return self.cfg.hop_length
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the codes at full depth."""
+        return self.quantizer.bitrate(self.cfg.frame_rate)
+
+    def _check(self, wav: Tensor) -> None:
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"expected a waveform (batch, 1, samples), got {tuple(wav.shape)}")
+        if wav.shape[-1] % self.hop_length:
+            raise ValueError(f"expected samples to be a multiple of hop_length "
+                             f"{self.hop_length}, got {wav.shape[-1]} (use pad_to_hop)")
+
+    def forward(self, wav: Tensor, n_quantizers: int | None = None) -> tuple[Tensor, RVQOutput]:
+        self._check(wav)
+        out = self.quantizer(self.encoder(wav), n_quantizers=n_quantizers)
+        return self.head(self.decoder(out.quantized)), out
+
+    @torch.no_grad()
+    def encode(self, wav: Tensor, n_quantizers: int | None = None) -> Tensor:
+        """``(B, 1, S)`` -> codes ``(B, n, S / hop)`` int64 (eval mode, no state change)."""
+        self._check(wav)
+        return self.quantizer.encode(self.encoder(wav), n_quantizers)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``(B, n, T)`` -> waveform ``(B, 1, T * hop)`` in [-1, 1]."""
+        y = self.head(self.decoder(self.quantizer.decode(codes)))
+        return y.clamp(-1.0, 1.0)
+
+
+def pad_to_hop(wav: Tensor, hop: int) -> Tensor:
+    """Zero-pad the last axis up to a multiple of ``hop``."""
+    extra = (-wav.shape[-1]) % hop
+    return F.pad(wav, (0, extra)) if extra else wav

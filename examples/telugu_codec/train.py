@@ -1,0 +1,456 @@
+"""Train the Telugu speech codec.
+
+    python -m examples.telugu_codec.train                      # built-in corpus, short run
+    python -m examples.telugu_codec.train --data_dir D --checkpoint_dir C --batch_size 16 \\
+        --num_epochs 100 --learning_rate 1e-5 --experiment_name telucodec_stable_final
+    torchrun --nproc_per_node=2 -m examples.telugu_codec.train ...   # data parallel (gloo on CPU)
+
+With no ``--data_dir`` the default corpus is synthesised (festival + espeak-ng) into
+``--cache_dir`` once and reused. An epoch is ``--steps_per_epoch`` batches of random crops; every
+epoch prints and logs (``metrics.csv``, ``metrics.jsonl``) the losses, output range, DC offset,
+output scale, SNR, SI-SNR, mel distance, per-quantizer codebook usage and the bitrate, writes a
+checkpoint atomically and refreshes the plots. ``--resume`` continues exactly where the newest
+intact checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from rvq_blocks import LossBalancer, MultiScaleMelLoss, rms_scale_loss
+
+from .checkpoint import find_resumable, load_checkpoint, save_checkpoint
+from .metrics import all_metrics, mean_metrics
+from .model import HEADS, CodecConfig, TeluguCodec, pad_to_hop
+
+CKPT_FORMAT = "rvq_blocks.telugu_codec/1"
+# Gradient fractions of the balanced losses (EnCodec-style: spectral loss first).
+BALANCED_WEIGHTS = {"mel": 1.0, "time": 0.2, "rms": 0.1}
+# The failed run's fixed weights: 2 * recon + 0.1 * percept (+ the scale loss), no balancing.
+ORIGINAL_WEIGHTS = {"mel": 0.1, "time": 2.0, "rms": 1.0}
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "rvq_blocks"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.train",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("the original script's flags")
+    g.add_argument("--data_dir", type=Path, default=None,
+                   help="WAV/FLAC files (recursive; train/ and heldout/ subdirs are used if "
+                        "present); default: the synthesised Telugu corpus")
+    g.add_argument("--checkpoint_dir", type=Path, default=Path("checkpoints"))
+    g.add_argument("--batch_size", type=int, default=16, help="global batch (split over ranks)")
+    g.add_argument("--num_epochs", type=int, default=8)
+    g.add_argument("--learning_rate", type=float, default=1e-3)
+    g.add_argument("--experiment_name", default="telugu_codec")
+    g = p.add_argument_group("run")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the newest intact checkpoint of this experiment")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps_per_epoch", type=int, default=40)
+    g.add_argument("--segment_seconds", type=float, default=0.48)
+    g.add_argument("--max_steps", type=int, default=None, help="stop after this many steps")
+    g.add_argument("--max_minutes", type=float, default=None,
+                   help="stop (after checkpointing) once this much wall time has passed")
+    g.add_argument("--eval_seconds", type=float, default=40.0,
+                   help="held-out audio evaluated after every epoch")
+    g.add_argument("--cache_dir", type=Path, default=default_cache_dir())
+    g.add_argument("--corpus_minutes", type=float, default=40.0)
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--no_plots", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("codec")
+    g.add_argument("--num_quantizers", type=int, default=12)
+    g.add_argument("--codebook_size", type=int, default=1024)
+    g.add_argument("--codebook_dim", type=int, default=None)
+    g.add_argument("--quantizer_dropout", type=float, default=0.0)
+    g.add_argument("--channels", type=int, default=16)
+    g.add_argument("--latent_dim", type=int, default=64)
+    g.add_argument("--head", choices=HEADS, default="scaled_tanh")
+    g.add_argument("--balancer", choices=("grad", "static", "original"), default="grad",
+                   help="grad: gradient balancer; static: the same weights as a plain sum; "
+                        "original: the failed run's 2*recon + 0.1*percept weights")
+    g.add_argument("--grad_clip", type=float, default=1.0, help="0 disables")
+    return p
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+class Dist:
+    """Rank/world of a ``torchrun`` launch (world 1 when launched plainly)."""
+
+    def __init__(self, device_arg: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device_arg == "auto":
+            device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+        if device_arg.startswith("cuda") and self.world > 1:
+            device_arg = f"cuda:{local}"
+        self.device = torch.device(device_arg)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_data(args, log) -> tuple[list, list, str]:
+    from .data import load_corpus
+
+    if args.data_dir is None:
+        from .corpus import build_default_corpus
+        root = build_default_corpus(args.cache_dir / "telugu_corpus",
+                                    minutes=args.corpus_minutes, log=log)
+        train, heldout = load_corpus(root, log=log)
+        return train, heldout, f"default Telugu corpus ({root})"
+    train, heldout = load_corpus(args.data_dir, log=log)
+    return train, heldout, str(args.data_dir)
+
+
+def eval_subset(clips: list, seconds: float, sr: int) -> list:
+    """The first held-out clips, in a fixed order, totalling at most ``seconds``."""
+    out, total = [], 0.0
+    for c in clips:
+        d = len(c.audio) / sr
+        if out and total + d > seconds:
+            break
+        out.append(c)
+        total += d
+    return out
+
+
+def make_balancer(kind: str) -> LossBalancer:
+    if kind == "grad":
+        return LossBalancer(BALANCED_WEIGHTS)
+    if kind == "static":
+        return LossBalancer(BALANCED_WEIGHTS, balance_grads=False)
+    return LossBalancer(ORIGINAL_WEIGHTS, balance_grads=False)
+
+
+def unwrap(model) -> TeluguCodec:
+    return model.module if hasattr(model, "module") else model
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: TeluguCodec, clips: list, device: torch.device, *,
+             perceptual: bool = False) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Reconstruct whole clips in eval mode; metrics averaged over clips, codebook usage."""
+    was_training = model.training
+    model.eval()
+    rows, recons = [], []
+    q, k = model.cfg.num_quantizers, model.cfg.codebook_size
+    counts = torch.zeros(q, k, dtype=torch.float64)
+    for clip in clips:
+        x = torch.from_numpy(clip.audio).float()[None, None].to(device)
+        xp = pad_to_hop(x, model.hop_length)
+        codes = model.encode(xp)  # (1, Q, T)
+        y = model.decode(codes)[..., : x.shape[-1]]
+        counts += F.one_hot(codes[0].cpu(), k).sum(1).double()
+        est = y[0, 0].cpu().numpy()
+        recons.append(est)
+        rows.append(all_metrics(clip.audio, est, perceptual=perceptual))
+    model.train(was_training)
+    p = counts / counts.sum(1, keepdim=True).clamp_min(1)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(1)
+    usage = {"codes_used": (counts > 0).double().mean(1).tolist(),
+             "perplexity": entropy.exp().tolist()}
+    return {**mean_metrics(rows), **usage}, recons
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+class RunLog:
+    """Per-epoch records to ``metrics.jsonl`` (everything) and ``metrics.csv`` (scalars)."""
+
+    def __init__(self, run_dir: Path, resume: bool) -> None:
+        self.jsonl, self.csv = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
+        self.rows: list[dict] = []
+        if resume and self.jsonl.exists():
+            self.rows = [json.loads(s) for s in self.jsonl.read_text().splitlines() if s]
+
+    def truncate(self, epoch: int) -> None:
+        """Drop records past ``epoch`` (written after the checkpoint we resume from)."""
+        self.rows = [r for r in self.rows if r["epoch"] <= epoch]
+        self._rewrite()
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        tmp = self.jsonl.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        os.replace(tmp, self.jsonl)
+        scalars = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))}
+                   for r in self.rows]
+        keys = list(dict.fromkeys(k for r in scalars for k in r))
+        tmp = self.csv.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows(scalars)
+        os.replace(tmp, self.csv)
+
+
+def fmt_epoch(r: dict) -> str:
+    used = r.get("codes_used") or [0.0]
+    return (f"epoch {r['epoch']:3d} step {r['step']:6d} | loss {r['loss']:.4f} "
+            f"(mel {r['loss/mel']:.3f} time {r['loss/time']:.4f} rms {r['loss/rms']:.4f} "
+            f"vq {r['vq_loss']:.4f}) | out [{r['output_min']:+.3f}, {r['output_max']:+.3f}] "
+            f"dc {r['dc_offset']:+.5f} scale {r['output_scale']:.3f} | "
+            f"SNR {r['snr']:.2f} dB SI-SNR {r['si_snr']:.2f} dB mel {r['mel_distance']:.3f} | "
+            f"codes used {min(used):.1%}-{max(used):.1%} | {r['bitrate_kbps']:.2f} kbps | "
+            f"{r['epoch_seconds']:.0f} s")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def crop_indices(step: int, batch: int, rank: int, world: int) -> list[int]:
+    """Rank ``rank``'s share of global batch ``step``: the same crops whatever ``world`` is."""
+    per = batch // world
+    start = step * batch + rank * per
+    return list(range(start, start + per))
+
+
+def train(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    env = Dist(args.device)
+    log = print if env.main else (lambda *a, **k: None)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size % env.world:
+        raise SystemExit(f"--batch_size {args.batch_size} must be divisible by the number of "
+                         f"processes {env.world}")
+    for name in ("batch_size", "num_epochs", "steps_per_epoch"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+
+    from .data import RandomCrops
+
+    run_dir = args.checkpoint_dir / args.experiment_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(args.seed)
+    train_clips, heldout, source = load_data(args, log)
+    cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
+                      num_quantizers=args.num_quantizers, codebook_size=args.codebook_size,
+                      codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
+                      head=args.head)
+    segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
+    if segment < cfg.hop_length * 4:
+        raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
+                         f"(at least {4 * cfg.hop_length / cfg.sample_rate:.2f} s)")
+    model = TeluguCodec(cfg).to(env.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
+                            weight_decay=0.0)
+    balancer = make_balancer(args.balancer).to(env.device)
+    mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
+    crops = RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size, args.seed)
+    evals = eval_subset(heldout, args.eval_seconds, cfg.sample_rate)
+
+    start_epoch, global_step = 0, 0
+    runlog = RunLog(run_dir, args.resume)
+    if args.resume:
+        found = find_resumable(run_dir, log=log)
+        if found is None:
+            log(f"--resume: no checkpoint in {run_dir}; starting from scratch")
+        else:
+            path, state = found
+            if state.get("format") != CKPT_FORMAT:
+                raise SystemExit(f"{path}: unknown checkpoint format {state.get('format')!r}")
+            if CodecConfig.from_dict(state["config"]) != cfg:
+                raise SystemExit(f"{path} was trained with {state['config']}; the flags give "
+                                 f"{cfg.to_dict()}: pass the same codec flags to resume")
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            balancer.load_state_dict(state["balancer"])
+            start_epoch, global_step = state["epoch"], state["global_step"]
+            torch.set_rng_state(state["rng"]["torch"])
+            np.random.set_state(state["rng"]["numpy"])
+            random.setstate(state["rng"]["python"])
+            runlog.truncate(start_epoch)
+            log(f"resumed from {path} (epoch {start_epoch}, step {global_step})")
+
+    ddp = model
+    if env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        ddp = DistributedDataParallel(model, device_ids=None if env.device.type == "cpu"
+                                      else [env.device.index], broadcast_buffers=False)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress bars are optional
+        tqdm = None
+
+    log(f"data: {source}: {len(train_clips)} training clips "
+        f"({sum(len(c.audio) for c in train_clips) / cfg.sample_rate / 60:.1f} min), "
+        f"{len(heldout)} held-out ({sum(len(c.audio) for c in heldout) / cfg.sample_rate / 60:.1f}"
+        f" min; {len(evals)} evaluated per epoch)")
+    log(f"codec: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+        f"{cfg.num_quantizers} x {cfg.codebook_size} codes at {cfg.frame_rate:g} Hz = "
+        f"{model.bitrate / 1000:.2f} kbps; head {cfg.head}; balancer {args.balancer}; "
+        f"{env.world} process(es) on {env.device}; run dir {run_dir}")
+
+    t_start = time.monotonic()
+    stop = False
+    summary: dict[str, Any] = {}
+    for epoch in range(start_epoch + 1, args.num_epochs + 1):
+        crops.set_epoch(epoch)
+        model.train()
+        t0 = time.monotonic()
+        sums: dict[str, float] = {}
+        out_min, out_max, dc_sum, sat_sum, n_batches = math.inf, -math.inf, 0.0, 0.0, 0
+        steps = range(args.steps_per_epoch)
+        bar = (tqdm(steps, desc=f"epoch {epoch}", leave=False, mininterval=2.0,
+                    disable=args.quiet or not env.main) if tqdm else steps)
+        for step in bar:
+            idx = crop_indices(step, args.batch_size, env.rank, env.world)
+            x = torch.stack([crops[i] for i in idx]).to(env.device)  # (b, 1, S)
+            y, vq = ddp(x)
+            losses = {"mel": mel_loss(y, x), "time": F.l1_loss(y, x),
+                      "rms": rms_scale_loss(y, x)}
+            opt.zero_grad(set_to_none=True)
+            total = balancer.backward(losses, y, unbalanced={"vq": vq.loss})
+            if args.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            opt.step()
+            global_step += 1
+            yd = y.detach()
+            stats = {"loss": total, **{f"loss/{k}": v.detach() for k, v in losses.items()},
+                     "vq_loss": vq.loss.detach(),
+                     "commitment_loss": vq.commitment_loss.detach().mean(),
+                     "codebook_loss": vq.codebook_loss.detach().mean(),
+                     "train_snr": 10 * torch.log10(x.square().sum() / (x - yd).square().sum()
+                                                   .clamp_min(1e-12))}
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            out_min, out_max = min(out_min, float(yd.min())), max(out_max, float(yd.max()))
+            dc_sum += float(yd.mean())
+            sat_sum += float((yd.abs() > 0.99).float().mean())
+            n_batches += 1
+            if not all(math.isfinite(float(v)) for v in stats.values()):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch} step {global_step}: "
+                                         f"{ {k: float(v) for k, v in stats.items()} }")
+            if tqdm and hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{float(total):.3f}", refresh=False)
+            if args.max_steps is not None and global_step >= args.max_steps:
+                stop = True
+                break
+        if hasattr(bar, "close"):
+            bar.close()
+        row: dict[str, Any] = {"epoch": epoch, "step": global_step,
+                               **{k: v / n_batches for k, v in sums.items()},
+                               "output_min": out_min, "output_max": out_max,
+                               "dc_offset": dc_sum / n_batches,
+                               "saturation": sat_sum / n_batches,
+                               "output_scale": float(unwrap(ddp).head.scale.mean()),
+                               "bitrate_kbps": model.bitrate / 1000,
+                               "lr": opt.param_groups[0]["lr"]}
+        row.update({f"share/{k}": balancer.metrics.get(f"{k}/share", float("nan"))
+                    for k in balancer.names})
+        heldout_metrics: dict[str, Any] = {}
+        if env.main:
+            heldout_metrics, recons = evaluate(model, evals, env.device)
+            row.update(heldout_metrics)
+        row["epoch_seconds"] = time.monotonic() - t0
+        row["wall_seconds"] = time.monotonic() - t_start
+        if env.main:
+            runlog.add(row)
+            log(fmt_epoch(row))
+            save_checkpoint(run_dir, {
+                "format": CKPT_FORMAT, "config": cfg.to_dict(), "args": _jsonable(vars(args)),
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "balancer": balancer.state_dict(), "epoch": epoch, "global_step": global_step,
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                        "python": random.getstate()},
+                "metrics": row})
+            if not args.no_plots:
+                _plots(run_dir, runlog.rows, evals, recons, cfg.sample_rate, log)
+        env.barrier()
+        summary = row
+        if args.max_minutes is not None and (time.monotonic() - t_start) / 60 >= args.max_minutes:
+            stop = True
+        if stop:
+            break
+    if env.main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log(f"done: {run_dir / 'last.pt'}")
+    if env.world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _plots(run_dir: Path, rows: list[dict], evals: list, recons: list, sr: int, log) -> None:
+    try:
+        from .plots import plot_curves, plot_spectrograms
+    except ImportError as e:  # matplotlib missing
+        log(f"plots skipped: {e}")
+        return
+    plot_curves(rows, run_dir / "curves.png")
+    if evals:
+        plot_spectrograms(evals[0].audio, recons[0], sr, run_dir / "spectrogram.png",
+                          title=evals[0].name)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> TeluguCodec:
+    """Rebuild a trained codec from a checkpoint file (eval mode)."""
+    state = load_checkpoint(path)
+    model = TeluguCodec(CodecConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        train(argv)
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is intact; --resume continues", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "evaluate", "load_model", "main", "train"]
