@@ -105,12 +105,12 @@ def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = N
 
 
 def _read_mono(path: Path, sr: int) -> np.ndarray:
-    from .data import load_audio_dir
-    clips = load_audio_dir(path.parent, sample_rate=sr, min_seconds=0.0, log=lambda *a: None)
-    match = [c for c in clips if Path(c.name).name == path.name]
-    if not match:
-        raise SystemExit(f"could not read audio from {path}")
-    return match[0].audio
+    """One file through the data layer's reader (mono, resampled to ``sr``)."""
+    from .data import _read
+    try:
+        return _read(path, sr)
+    except Exception as e:  # noqa: BLE001 - unreadable audio of any kind
+        raise SystemExit(f"could not read audio from {path}: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:
