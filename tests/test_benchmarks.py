@@ -39,13 +39,7 @@ def test_ddp_bench_reads_real_latents_and_a_trained_quantizer(tmp_path):
     torch.save({"latents": latents}, tmp_path / "lat.pt")
     torch.save({"state_dict": {f"quantizer.{k}": v for k, v in rvq.state_dict().items()}},
                tmp_path / "rvq.pt")
-    out = tmp_path / "ddp.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "bench_ddp.py"), "--skip_ddp",
-                           "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
-                           str(tmp_path / "rvq.pt"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    bf16 = json.loads(out.read_text())["bf16"]
+    bf16 = _bf16_agreement(tmp_path, "rvq.pt")
     assert "rvq.pt: trained state, 3 x 32, codebook_dim 8" in bf16["quantizer"]
     assert bf16["autocast_fp32_latents_identical_pct"] == 100.0
     assert len(bf16["bf16_latents_identical_pct_per_stage"]) == 3
@@ -66,10 +60,15 @@ def test_ddp_bench_reads_a_codec_checkpoint_with_a_header_line(tmp_path):
     torch.save({"model": model.state_dict(), "epoch": 3}, buf)
     (tmp_path / "last.pt").write_bytes(b"RVQCKPT1 0123abcd\n" + buf.getvalue())
     torch.save(torch.randn(2, 16, 25), tmp_path / "lat.pt")
+    assert "2 x 8, codebook_dim 4" in _bf16_agreement(tmp_path, "last.pt")["quantizer"]
+
+
+def _bf16_agreement(tmp_path, state_name: str) -> dict:
+    """Run bench_ddp.py's bf16 part on tmp_path/lat.pt and tmp_path/state_name; its JSON."""
     out = tmp_path / "ddp.json"
     proc = subprocess.run([sys.executable, str(BENCH / "bench_ddp.py"), "--skip_ddp",
                            "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
-                           str(tmp_path / "last.pt"), "--out", str(out)],
+                           str(tmp_path / state_name), "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "2 x 8, codebook_dim 4" in json.loads(out.read_text())["bf16"]["quantizer"]
+    return json.loads(out.read_text())["bf16"]
