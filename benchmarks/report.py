@@ -17,14 +17,16 @@ one (say ``results/codec_quality.json``)::
     def codec_quality(data: dict, fig: Figures) -> str:
         return "## Codec quality\\n\\n" + table(["codec", "kbps"], rows) + "\\n"
 
-A section whose file is missing is rendered as a one-line note; a results file that no section
-reads is listed on stdout.
+A section whose file is missing is rendered as a one-line note, or left out when it was
+registered with ``optional=True`` (for results that need an input the repository does not
+hold, such as a trained checkpoint); a results file that no section reads is listed on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
@@ -78,17 +80,19 @@ class Section:
     page: str
     order: int
     fn: SectionFn
+    optional: bool = False
 
 
 SECTIONS: list[Section] = []
 PAGES: dict[str, tuple[Callable[[dict[str, dict]], str], str]] = {}
 
 
-def section(file: str, *, page: str = "benchmarks.md", order: int = 50
-            ) -> Callable[[SectionFn], SectionFn]:
-    """Register ``fn`` to render ``results/<file>`` on ``docs/<page>`` (sorted by ``order``)."""
+def section(file: str, *, page: str = "benchmarks.md", order: int = 50,
+            optional: bool = False) -> Callable[[SectionFn], SectionFn]:
+    """Register ``fn`` to render ``results/<file>`` on ``docs/<page>`` (sorted by ``order``);
+    an ``optional`` section is left out while its file is missing."""
     def register(fn: SectionFn) -> SectionFn:
-        SECTIONS.append(Section(fn.__name__, file, page, order, fn))
+        SECTIONS.append(Section(fn.__name__, file, page, order, fn, optional))
         return fn
     return register
 
@@ -432,6 +436,115 @@ most of the time, as in the floor. What was changed after profiling:
   per stage; non-finite rows zeroed once per batch instead of once per statistic;
 - k-means init on a bounded sample, so its cost does not grow with the batch.
 """
+
+
+CODEC_SYSTEMS = {"telugu_codec": "Telugu codec", "opus": "Opus", "codec2": "Codec2",
+                 "resample_8k": "8 kHz band limit"}
+CODEC_SETS = {"heldout": "Held-out synthetic Telugu", "real_speech": "Recorded speech"}
+CODEC_SHORT = {"heldout": "held-out Telugu", "real_speech": "recorded speech"}
+CODEC_COLORS = {"telugu_codec": "tab:blue", "opus": "tab:orange", "codec2": "tab:green"}
+
+
+def _metric(r: dict, key: str, digits: int) -> str:
+    v = r["metrics"].get(key)
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _kbps(r: dict) -> str:
+    if r.get("payload_kbps") is None:
+        return "(no coding)"
+    text = f"{r['payload_kbps']:.2f}"
+    if r["kbps"] - r["payload_kbps"] > 0.005:
+        text += f" ({r['kbps']:.2f} with Ogg)"
+    return text
+
+
+def _nearest(rows: list[dict], system: str, kbps: float) -> dict | None:
+    cands = [r for r in rows if r["system"] == system]
+    return min(cands, key=lambda r: abs(r["payload_kbps"] - kbps)) if cands else None
+
+
+def _brief(r: dict | None) -> str:
+    if r is None:
+        return "-"
+    return (f"{r['payload_kbps']:.2f} kbps: PESQ {_metric(r, 'pesq_wb', 2)}, "
+            f"STOI {_metric(r, 'stoi', 3)}")
+
+
+@section("codec_quality.json", order=40, optional=True)
+def codec_quality(data: dict, fig: Figures) -> str:
+    meta, model = data["meta"], data["model"]
+    cfg = model["config"]
+    frame_rate = cfg["sample_rate"] / math.prod(cfg["strides"])
+    order = list(CODEC_SYSTEMS)
+    by_set: dict[str, list[dict]] = {}
+    for r in data["results"]:
+        by_set.setdefault(r["set"], []).append(r)
+    ckpt = model["checkpoint"]
+    out = [f"""## Codec quality against Opus and Codec2
+
+The Telugu example codec, {cfg['num_quantizers']} x {cfg['codebook_size']} codes at
+{frame_rate:g} Hz ({model['full_kbps']:g} kbps with every quantizer; checkpoint
+`{Path(ckpt['path']).name}`, sha256 `{ckpt['sha256'][:12]}`), decoded with its first *n*
+quantizers, against Opus ({meta.get('libopus', 'libopus')} through libsndfile
+{meta['libsndfile']}) and Codec2 (Debian `codec2` {meta.get('codec2')}) on the same clips.
+Bitrates are measured from what each encoder wrote, over the duration it coded; for Opus the Ogg
+container's pages and headers come on top ("with Ogg"), and the matched comparisons use the Opus
+packets alone. Codec2 codes 8 kHz audio: the "8 kHz band limit" row is the 16 -> 8 -> 16 kHz
+resampling without coding. Each output is shifted by the delay found by cross-correlation
+("lag"). Codec2 is parametric (it does not keep the waveform's phase), so SNR and SI-SNR say
+nothing about it: compare it on PESQ, STOI and mel distance. Means over the clips; PESQ is
+wide-band (P.862.2). Run in {meta['wall_s']:.0f} s as `{meta['command']}`.
+{machine(meta)}
+"""]
+    for name, rows in by_set.items():
+        info = data["sets"].get(name, {})
+        rows = sorted(rows, key=lambda r: (order.index(r["system"]) if r["system"] in order
+                                           else len(order), -(r["payload_kbps"] or 0)))
+        trows = [[bold(CODEC_SYSTEMS.get(r["system"], r["system"]), r["system"] == "telugu_codec"),
+                  r["setting"], _kbps(r), _metric(r, "pesq_wb", 2), _metric(r, "stoi", 3),
+                  _metric(r, "si_snr", 2), _metric(r, "snr", 2), _metric(r, "mel_distance", 3),
+                  f"{r['lag_ms']:g}"] for r in rows]
+        out.append(f"**{CODEC_SETS.get(name, name)}**: {info.get('clips')} clips, "
+                   f"{info.get('seconds', 0):.0f} s; {info.get('description', '')}.\n\n"
+                   + table(["system", "setting", "kbps", "PESQ-WB", "STOI", "SI-SNR dB",
+                            "SNR dB", "mel distance", "lag ms"], trows))
+    matched = []
+    for name, rows in by_set.items():
+        for r in (r for r in rows if r["system"] == "telugu_codec"):
+            matched.append([CODEC_SETS.get(name, name), bold(_brief(r)),
+                            _brief(_nearest(rows, "opus", r["payload_kbps"])),
+                            _brief(_nearest(rows, "codec2", r["payload_kbps"]))])
+    if matched:
+        out.append("Matched bitrates: each setting of the Telugu codec next to the Opus and "
+                   "Codec2 settings nearest in bitrate (Opus cannot go below its 6 kbps "
+                   "target through libsndfile):\n\n"
+                   + table(["set", "Telugu codec", "nearest Opus", "nearest Codec2"], matched))
+
+    def draw(ax1, ax2, ax3):
+        styles = ["o-", "s--", "^:"]
+        panels = ((ax1, "pesq_wb", "PESQ-WB (MOS-LQO)", ("telugu_codec", "opus", "codec2")),
+                  (ax2, "stoi", "STOI", ("telugu_codec", "opus", "codec2")),
+                  (ax3, "si_snr", "SI-SNR dB (waveform coders)", ("telugu_codec", "opus")))
+        for ax, key, ylabel, systems in panels:
+            for i, (name, rows) in enumerate(by_set.items()):
+                for system in systems:
+                    pts = sorted((r["payload_kbps"], r["metrics"][key]) for r in rows
+                                 if r["system"] == system and key in r["metrics"])
+                    if pts:
+                        ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[i % 3],
+                                color=CODEC_COLORS[system],
+                                label=f"{CODEC_SYSTEMS[system]}, {CODEC_SHORT.get(name, name)}")
+            ax.set_xscale("log")
+            ticks = [0.8, 1.5, 3, 6, 12]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_xlabel("kbps (codec payload)")
+            ax.set_title(ylabel, fontsize=9)
+        ax1.legend(fontsize=6)
+
+    out.append(fig.png("codec_quality", draw, "PESQ, STOI and SI-SNR against bitrate for the "
+                       "Telugu codec, Opus and Codec2", size=(11.0, 3.6), ncols=3) + "\n")
+    return "\n".join(out)
 
 
 @section("failure_modes.json", order=90)
@@ -863,7 +976,7 @@ def render(results_dir: Path = RESULTS, draw: bool = False, img_dir: Path = IMG,
         for s in secs:
             if s.file in results:
                 parts.append(s.fn(results[s.file], fig))
-            else:
+            elif not s.optional:
                 parts.append(f"*`{s.file}` is not in `benchmarks/results/`: run its benchmark, "
                              "then `make report`.*\n")
         if footer:
