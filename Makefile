@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	$(PY) -m pip install --quiet -e ".[dev,docs,examples]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -27,8 +27,13 @@ test: venv lint
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
+# The main job: synthesise the Telugu corpus (installing festival, its Telugu voice and
+# espeak-ng from Debian if missing; needs root) and run a short training of the example codec.
+SYNTHS := festival festvox-te-nsk espeak-ng
 demo: venv
-	$(PY) examples/quickstart.py
+	@dpkg-query -W -f='$${Status}\n' $(SYNTHS) 2>/dev/null | grep -c "ok installed" | grep -qx 3 \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYNTHS); }
+	$(PY) -m examples.telugu_codec.train $(DEMO_ARGS)
 
 bench-setup: venv
 	$(PY) -m pip install --quiet -e ".[bench]"

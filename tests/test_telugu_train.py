@@ -1,0 +1,195 @@
+"""The Telugu codec example's training loop, end to end on a tiny config (seconds).
+
+Smoke run through the real ``train()``, exact resume, corrupt checkpoints, SIGKILL at random
+points followed by ``--resume``, the code-file round trip and the original command line.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sf = pytest.importorskip("soundfile")
+pytest.importorskip("soxr")
+
+from examples.telugu_codec.checkpoint import (  # noqa: E402
+    CorruptCheckpointError,
+    find_resumable,
+    load_checkpoint,
+)
+from examples.telugu_codec.codec import pack_codes, unpack_codes  # noqa: E402
+from examples.telugu_codec.train import build_parser, load_model, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--channels", "4", "--latent_dim", "8", "--num_quantizers", "2", "--codebook_size",
+        "16", "--batch_size", "2", "--steps_per_epoch", "2", "--segment_seconds", "0.16",
+        "--eval_seconds", "1", "--threads", "1", "--quiet", "--no_plots"]
+
+
+def _voice(rng, seconds, rate=16000):
+    """A crude voiced sound: harmonics of a gliding f0 under a syllable-rate envelope."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = rng.uniform(90, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 8))
+    x *= 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 5) * t) ** 2
+    return (0.1 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("heldout", 2)):
+        (root / split).mkdir()
+        for i in range(n):
+            sf.write(root / split / f"{split}{i}.wav", _voice(rng, 1.0), 16000)
+    return root
+
+
+def _args(data_dir, ckpt, *extra):
+    return ["--data_dir", str(data_dir), "--checkpoint_dir", str(ckpt), *TINY, *extra]
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_smoke_run_logs_every_epoch_and_writes_checkpoints(data_dir, tmp_path, capsys):
+    summary = train(_args(data_dir, tmp_path, "--num_epochs", "2"))
+    out = capsys.readouterr().out
+    run = tmp_path / "telugu_codec"
+    assert out.count("epoch   ") == 2 and "kbps" in out
+    rows = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["step"] == 4
+    for r in rows:  # what the original run watched, plus the quantizer's usage
+        for key in ("loss", "loss/mel", "loss/time", "loss/rms", "vq_loss", "output_min",
+                    "output_max", "dc_offset", "output_scale", "snr", "si_snr",
+                    "mel_distance", "codes_used", "perplexity", "bitrate_kbps"):
+            assert key in r, key
+        assert -1.0 <= r["output_min"] <= r["output_max"] <= 1.0
+        assert all(np.isfinite(r[k]) for k in ("loss", "snr", "si_snr", "mel_distance"))
+        assert len(r["codes_used"]) == 2
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,step,")
+    assert summary["epoch"] == 2 and summary["bitrate_kbps"] == pytest.approx(2 * 4 * 50 / 1000)
+    assert {p.name for p in run.glob("*.pt")} == {"last.pt", "prev.pt"}
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert load_checkpoint(run / "prev.pt")["epoch"] == 1
+    model = load_model(run / "last.pt")
+    assert not model.training and model.cfg.num_quantizers == 2
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path / "straight", "--num_epochs", "3"))
+    train(_args(data_dir, tmp_path / "split", "--num_epochs", "1"))
+    train(_args(data_dir, tmp_path / "split", "--num_epochs", "3", "--resume"))
+    a = load_checkpoint(tmp_path / "straight" / "telugu_codec" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "telugu_codec" / "last.pt")
+    assert a["global_step"] == b["global_step"] == 6
+    assert _states_equal(a["model"], b["model"])  # weights, codebooks and EMA buffers
+    assert a["metrics"]["loss"] == b["metrics"]["loss"]
+    rows = (tmp_path / "split" / "telugu_codec" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+def test_resume_refuses_a_different_codec(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    with pytest.raises(SystemExit, match="pass the same codec flags"):
+        train(_args(data_dir, tmp_path, "--num_epochs", "2", "--resume", "--codebook_size",
+                    "32"))
+
+
+def test_corrupt_checkpoint_is_named_and_resume_falls_back(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path, "--num_epochs", "2"))
+    run = tmp_path / "telugu_codec"
+    last = run / "last.pt"
+    raw = bytearray(last.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    last.write_bytes(bytes(raw))
+    with pytest.raises(CorruptCheckpointError, match="last.pt"):
+        load_checkpoint(last)
+    (run / "trunc.pt").write_bytes(bytes(raw[: len(raw) // 3]))
+    with pytest.raises(CorruptCheckpointError, match="trunc.pt"):
+        load_checkpoint(run / "trunc.pt")
+    logged = []
+    path, state = find_resumable(run, log=logged.append)
+    assert path.name == "prev.pt" and state["epoch"] == 1
+    assert "last.pt" in logged[0]
+
+
+def test_original_command_line_parses_with_its_meaning():
+    a = build_parser().parse_args(
+        "--data_dir D --checkpoint_dir C --batch_size 16 --num_epochs 100 --learning_rate 1e-5 "
+        "--experiment_name telucodec_stable_final".split())
+    assert (str(a.data_dir), str(a.checkpoint_dir), a.batch_size, a.num_epochs,
+            a.learning_rate, a.experiment_name) == ("D", "C", 16, 100, 1e-5,
+                                                    "telucodec_stable_final")
+
+
+def test_code_file_round_trip(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    ckpt = tmp_path / "telugu_codec" / "last.pt"
+    wav = data_dir / "heldout" / "heldout0.wav"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "examples.telugu_codec.codec"]
+    subprocess.run([*run, "encode", "--checkpoint", str(ckpt), str(wav),
+                    str(tmp_path / "a.rvqc")], check=True, env=env, cwd=ROOT)
+    subprocess.run([*run, "decode", "--checkpoint", str(ckpt), str(tmp_path / "a.rvqc"),
+                    str(tmp_path / "a.wav")], check=True, env=env, cwd=ROOT)
+    frames = 16000 // 320
+    # 24-byte header + 2 quantizers x 50 frames x 4 bits, packed
+    assert (tmp_path / "a.rvqc").stat().st_size == 24 + (2 * frames * 4 + 7) // 8
+    data = (tmp_path / "a.rvqc").read_bytes()
+    codes, head = unpack_codes(data)
+    assert codes.shape == (2, frames) and head["num_samples"] == 16000
+    assert pack_codes(codes, 16, sample_rate=16000, hop=320, num_samples=16000) == data
+    y, rate = sf.read(tmp_path / "a.wav")
+    assert rate == 16000 and len(y) == 16000 and np.abs(y).max() <= 1.0
+
+
+def test_sigkill_at_random_points_never_loses_a_checkpoint(data_dir, tmp_path):
+    """Kill the real training process with SIGKILL at random moments, resume each time.
+
+    Every resume must find an intact checkpoint, lose at most the epoch in flight, and the
+    final weights must equal those of an uninterrupted run.
+    """
+    epochs = 6
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "examples.telugu_codec.train",
+           *_args(data_dir, tmp_path / "killed", "--num_epochs", str(epochs), "--resume")]
+    run = tmp_path / "killed" / "telugu_codec"
+    rng = random.Random(0)
+    kills = 0
+    for _ in range(12):
+        before = find_resumable(run, log=lambda *_: None)
+        done_before = before[1]["epoch"] if before else 0
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(1.5, 4.0))  # start-up is about 1.5 s, an epoch well under 1 s
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        _, err = proc.communicate()
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, err.decode()
+        after = find_resumable(run, log=lambda *_: None)
+        assert after is None or after[1]["epoch"] >= done_before  # never goes backwards
+    else:
+        pytest.fail("training did not finish after 12 attempts")
+    assert kills >= 1
+    straight = tmp_path / "straight"
+    train(_args(data_dir, straight, "--num_epochs", str(epochs)))
+    a = load_checkpoint(straight / "telugu_codec" / "last.pt")
+    b = load_checkpoint(run / "last.pt")
+    assert b["epoch"] == epochs and _states_equal(a["model"], b["model"])
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == [str(e) for e in range(1, epochs + 1)]
