@@ -165,6 +165,28 @@ def scenario_balancer(rank: int, world: int) -> dict:
             "local": torch.stack(local), "skipper": snapshot(skipper), "raised": raised}
 
 
+def _balanced_grads(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    balancer = LossBalancer({"a": 1.0, "b": 3.0})
+    y = model(x)
+    weight = model.module.weight if hasattr(model, "module") else model.weight
+    balancer.backward({"a": (y - 1).abs().mean(), "b": y.square().mean()}, y,
+                      unbalanced={"u": weight.square().mean()})
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def balancer_batch(world: int) -> torch.Tensor:
+    return torch.randn(2 * world, 4, generator=torch.Generator().manual_seed(7)) * \
+        torch.arange(1, 2 * world + 1)[:, None]
+
+
+def scenario_balancer_ddp(rank: int, world: int) -> dict:
+    """DDP over the balanced gradient: the parameter gradients one process would get."""
+    torch.manual_seed(0)
+    model = DDP(torch.nn.Linear(4, 3))
+    return {"grads": _balanced_grads(model,
+                                     balancer_batch(world)[2 * rank: 2 * rank + 2])}
+
+
 def scenario_compiled(rank: int, world: int) -> dict:
     """torch.compile in distributed training: the collectives run eagerly at graph breaks."""
     torch._dynamo.reset()
@@ -188,6 +210,7 @@ SCENARIOS = {
     "revival": scenario_revival,
     "padding": scenario_padding,
     "balancer": scenario_balancer,
+    "balancer_ddp": scenario_balancer_ddp,
 }
 
 
@@ -226,7 +249,8 @@ def two_ranks(tmp_path_factory) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def four_ranks(tmp_path_factory) -> list[dict]:
-    return run_world(4, ["ddp", "padding", "balancer"], tmp_path_factory.mktemp("world4"))
+    return run_world(4, ["ddp", "padding", "balancer", "balancer_ddp"],
+                     tmp_path_factory.mktemp("world4"))
 
 
 def _assert_identical(results: list[dict], scenario: str) -> None:
@@ -332,3 +356,14 @@ def test_sync_option_in_one_process():
     assert strict(x).indices.shape == (2, 2, 12)  # eval never syncs
     with pytest.raises(TypeError, match="sync to be None, True or False, got 'yes'"):
         ResidualVQ(8, 2, 16, sync="yes")
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_balanced_gradient_under_ddp_equals_one_process_on_the_whole_batch(world, request):
+    results = request.getfixturevalue({2: "two_ranks", 4: "four_ranks"}[world])
+    torch.manual_seed(0)
+    ref = _balanced_grads(torch.nn.Linear(4, 3), balancer_batch(world))
+    for r, res in enumerate(results):
+        for got, want in zip(res["balancer_ddp"]["grads"], ref, strict=True):
+            # without the world-size factor the balanced part is 1/world of this
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=f"rank {r}")

@@ -1,6 +1,7 @@
 """ResidualVQ: contract, straight-through rule, losses, codebook learning, bad input."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -237,6 +238,17 @@ def test_kmeans_init_runs_once_and_state_dict_restores_it():
     fresh._update_codebooks = lambda *a, **k: None  # isolate the init decision
     fresh(x)
     assert torch.equal(fresh.codebook, before), "k-means ran again after load_state_dict"
+
+
+def test_kmeans_init_from_fewer_vectors_than_codes_warns_with_both_numbers():
+    rvq = ResidualVQ(8, 3, 64)
+    with pytest.warns(UserWarning, match="from 40 vectors for codebook_size 64"):
+        rvq(torch.randn(2, 8, 20))
+    # What the warning is about: later stages saw zero residuals and start collapsed.
+    assert rvq.codebook[1].norm(dim=-1).max() < 1e-5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ResidualVQ(8, 3, 64).init_from_batch_(torch.randn(4, 8, 40))  # 160 vectors: silent
 
 
 def test_joint_refinement_trains_and_reduces_error():

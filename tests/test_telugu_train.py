@@ -193,3 +193,24 @@ def test_sigkill_at_random_points_never_loses_a_checkpoint(data_dir, tmp_path):
     assert b["epoch"] == epochs and _states_equal(a["model"], b["model"])
     rows = (run / "metrics.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == [str(e) for e in range(1, epochs + 1)]
+
+
+def test_torchrun_two_processes_matches_one_process(data_dir, tmp_path):
+    """``torchrun --nproc_per_node=2`` (gloo on CPU) with the same flags trains the same model:
+    each rank takes half of every global batch, gradients, codebook statistics, k-means rows
+    and balancer norms are averaged, so only float summation order differs."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    flags = _args(data_dir, tmp_path / "ddp", "--num_epochs", "2", "--batch_size", "4")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "examples.telugu_codec.train", *flags],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es) on cpu" in proc.stdout
+    train(_args(data_dir, tmp_path / "single", "--num_epochs", "2", "--batch_size", "4"))
+    a = load_checkpoint(tmp_path / "ddp" / "telugu_codec" / "last.pt")
+    b = load_checkpoint(tmp_path / "single" / "telugu_codec" / "last.pt")
+    assert a["global_step"] == b["global_step"] == 4
+    for k in b["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-3, atol=1e-4,
+                                   msg=lambda m, k=k: f"{k}: {m}")
+    assert a["metrics"]["snr"] == pytest.approx(b["metrics"]["snr"], rel=1e-3, abs=1e-3)

@@ -84,7 +84,7 @@ def decode_bytes(model: TeluguCodec, data: bytes) -> np.ndarray:
 
 
 def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = None,
-                   *, write_dir: Path | None = None) -> dict:
+                   *, write_dir: Path | None = None, perceptual: bool = False) -> dict:
     """Round-trip every clip through the code file; metrics per clip averaged, true bitrate."""
     rows, total_bytes, total_seconds, t0 = [], 0, 0.0, time.perf_counter()
     for clip in clips:
@@ -92,7 +92,7 @@ def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = N
         est = decode_bytes(model, data)
         total_bytes += len(data)
         total_seconds += len(clip.audio) / model.cfg.sample_rate
-        rows.append(all_metrics(clip.audio, est))
+        rows.append(all_metrics(clip.audio, est, perceptual=perceptual))
         if write_dir is not None:
             import soundfile as sf
             write_dir.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class CodecConfig:
     codebook_dim: int | None = None
     quantizer_dropout: float = 0.0
     head: str = "scaled_tanh"
+    center_latents: bool = True  # subtract each latent channel's mean over time (per example)
     extra: dict = field(default_factory=dict)  # room for forward-compatible options
 
     @property
@@ -87,7 +88,7 @@ def _up(c_in: int, c_out: int, stride: int) -> nn.ConvTranspose1d:
 
 
 class Encoder(nn.Module):
-    """``(B, 1, S)`` -> ``(B, latent_dim, S / hop)``."""
+    """``(B, 1, S)`` -> ``(B, latent_dim, S / hop)``, each channel centred over time."""
 
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
@@ -98,9 +99,16 @@ class Encoder(nn.Module):
             c *= 2
         layers += [nn.ELU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
+        self.center_latents = cfg.center_latents
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        z = self.net(x)
+        if self.center_latents:
+            # Without this the whole latent cloud drifts with the encoder's biases in the first
+            # steps, faster than the codebooks follow: every frame then maps to one code (1 of
+            # 1024 per batch for hundreds of steps, measured) and the decoder learns nothing.
+            z = z - z.mean(dim=-1, keepdim=True)
+        return z
 
 
 class Decoder(nn.Module):
@@ -199,9 +207,15 @@ class TeluguCodec(nn.Module):
             raise ValueError(f"expected samples to be a multiple of hop_length "
                              f"{self.hop_length}, got {wav.shape[-1]} (use pad_to_hop)")
 
-    def forward(self, wav: Tensor, n_quantizers: int | None = None) -> tuple[Tensor, RVQOutput]:
+    def forward(self, wav: Tensor, n_quantizers: int | None = None, *,
+                bypass: bool = False) -> tuple[Tensor, RVQOutput | None]:
+        """``bypass=True`` decodes the unquantized latents (the warm-up before the codes).
+        Then the second value is ``None``."""
         self._check(wav)
-        out = self.quantizer(self.encoder(wav), n_quantizers=n_quantizers)
+        z = self.encoder(wav)
+        if bypass:
+            return self.head(self.decoder(z)), None
+        out = self.quantizer(z, n_quantizers=n_quantizers)
         return self.head(self.decoder(out.quantized)), out
 
     @torch.no_grad()

@@ -24,6 +24,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--channels", type=int, default=16)
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
+    g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=True,
+                   help="subtract each latent channel's mean over time before the quantizer")
+    g.add_argument("--vq_warmup_steps", type=int, default=0,
+                   help="train the autoencoder unquantized for this many steps first")
+    g.add_argument("--kmeans_batches", type=int, default=8,
+                   help="k-means initialisation of the codebooks from this many batches of "
+                        "latents (at the first quantized step)")
     g.add_argument("--balancer", choices=("grad", "static", "original"), default="grad",
                    help="grad: gradient balancer; static: the same weights as a plain sum; "
                         "original: the failed run's 2*recon + 0.1*percept weights")
@@ -245,6 +253,24 @@ def fmt_epoch(r: dict) -> str:
 # ----------------------------------------------------------------------------- training
 
 
+def init_codebooks(model: TeluguCodec, clips: list, segment: int, args, env: Dist) -> None:
+    """k-means initialisation from ``--kmeans_batches`` batches of latents.
+
+    The quantizer's automatic init uses the first batch alone: 16 crops of 0.48 s are 384
+    latent frames for 1024 codes, so every frame becomes its own code, the residuals of
+    stages 2-12 are zero and those codebooks start collapsed.
+    """
+    from .data import RandomCrops
+
+    n = args.kmeans_batches * args.batch_size
+    crops = RandomCrops(clips, segment, n, args.seed + 1)
+    crops.set_epoch(0)
+    per = n // env.world  # contiguous shares: gathered in rank order they are the same rows
+    x = torch.stack([crops[i] for i in range(env.rank * per, (env.rank + 1) * per)])
+    with torch.no_grad():
+        model.quantizer.init_from_batch_(model.encoder(x.to(env.device)))
+
+
 def crop_indices(step: int, batch: int, rank: int, world: int) -> list[int]:
     """Rank ``rank``'s share of global batch ``step``: the same crops whatever ``world`` is."""
     per = batch // world
@@ -274,7 +300,7 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
                       num_quantizers=args.num_quantizers, codebook_size=args.codebook_size,
                       codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
-                      head=args.head)
+                      head=args.head, center_latents=args.center_latents)
     segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
     if segment < cfg.hop_length * 4:
         raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
@@ -314,7 +340,8 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     if env.world > 1:
         from torch.nn.parallel import DistributedDataParallel
         ddp = DistributedDataParallel(model, device_ids=None if env.device.type == "cpu"
-                                      else [env.device.index], broadcast_buffers=False)
+                                      else [env.device.index], broadcast_buffers=False,
+                                      find_unused_parameters=args.vq_warmup_steps > 0)
     try:
         from tqdm import tqdm
     except ImportError:  # progress bars are optional
@@ -344,11 +371,17 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
         for step in bar:
             idx = crop_indices(step, args.batch_size, env.rank, env.world)
             x = torch.stack([crops[i] for i in idx]).to(env.device)  # (b, 1, S)
-            y, vq = ddp(x)
+            warmup = global_step < args.vq_warmup_steps
+            if not warmup and not bool(model.quantizer.initialized):
+                init_codebooks(model, train_clips, segment, args, env)
+            y, vq = ddp(x, bypass=warmup)
             losses = {"mel": mel_loss(y, x), "time": F.mse_loss(y, x),
                       "rms": rms_scale_loss(y, x)}
             opt.zero_grad(set_to_none=True)
-            total = balancer.backward(losses, y, unbalanced={"vq": vq.loss})
+            total = balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
+            if vq is None:  # warm-up: report zero VQ losses
+                zero = y.new_zeros(())
+                vq = SimpleNamespace(loss=zero, commitment_loss=zero, codebook_loss=zero)
             if args.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()

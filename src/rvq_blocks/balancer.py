@@ -70,7 +70,12 @@ class LossBalancer(nn.Module):
             flag that is 1 where this rank saw a non-finite value (after averaging, ``> 0``
             means some rank did, and every rank skips or raises). ``None``: mean over ranks
             with one ``all_reduce`` when ``torch.distributed`` is initialised, no collective
-            otherwise. Every rank must call ``backward`` the same number of times.
+            otherwise. Every rank must call ``backward`` the same number of times. With
+            this default and ``per_batch_item``, the balanced gradient at each rank's ``y``
+            is multiplied by the number of ranks: it is a sum over batch items, and DDP
+            averages parameter gradients over ranks, so the product is the gradient one
+            process would get on the concatenated batch (and keeps its ratio to the
+            ``unbalanced`` losses, which are means).
         device: Factory argument for the buffers.
         dtype: Factory argument for the EMA buffers.
 
@@ -236,6 +241,8 @@ class LossBalancer(nn.Module):
             else:
                 avg = torch.where(self.norm_ema_weight > 0, self.ema_norms, norms_avg)
             scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  # (L,)
+            # DDP averages over ranks the gradients that one process would sum over items
+            scales = scales * self._ranks()
         else:
             scales = w
         effective = (scales * vals).sum() + sum(extra_vals, vals.new_zeros(()))
@@ -254,6 +261,13 @@ class LossBalancer(nn.Module):
             total = sum(self.weights[k] * losses[k].reshape(()) for k in self.names)
             (total if extra_total is None else total + extra_total).backward()
         return effective
+
+    def _ranks(self) -> int:
+        """Ranks whose per-item normalised gradients DDP averages (1 outside DDP)."""
+        if (self.per_batch_item and self.reduce_fn is _default_reduce and dist.is_available()
+                and dist.is_initialized()):
+            return dist.get_world_size()
+        return 1
 
     def _check_losses(self, losses: Mapping[str, Tensor], output: Tensor | None,
                       extra: dict[str, Tensor]) -> None:

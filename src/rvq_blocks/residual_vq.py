@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import torch
@@ -539,6 +540,13 @@ class ResidualVQ(nn.Module):
         if data.shape[0] == 0:
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
                              f"unmasked vector, got none in x of shape {shape}")
+        if data.shape[0] < self.codebook_size:
+            warnings.warn(
+                f"{_OWNER} k-means init from {data.shape[0]} vectors for codebook_size "
+                f"{self.codebook_size}: each vector becomes its own code, the residuals of "
+                f"later stages are zero and their codebooks start collapsed. Initialise from "
+                f"more vectors with init_from_batch_(latents of several batches).",
+                UserWarning, stacklevel=4)
         if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
             data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
         residual = data
