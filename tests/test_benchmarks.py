@@ -58,7 +58,10 @@ def test_ddp_bench_reads_a_codec_checkpoint_with_a_header_line(tmp_path):
                                  "quantizer": ResidualVQ(16, 2, 8, codebook_dim=4)})
     model["quantizer"](torch.randn(2, 16, 30))
     buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "epoch": 3}, buf)
+    import numpy as np  # real checkpoints also hold the RNG states, numpy's included
+
+    torch.save({"model": model.state_dict(), "epoch": 3,
+                "rng": {"numpy": np.random.get_state()}}, buf)
     (tmp_path / "last.pt").write_bytes(b"RVQCKPT1 0123abcd\n" + buf.getvalue())
     torch.save(torch.randn(2, 16, 25), tmp_path / "lat.pt")
     assert "2 x 8, codebook_dim 4" in _bf16_agreement(tmp_path, "last.pt")["quantizer"]
