@@ -547,6 +547,226 @@ wide-band (P.862.2). Run in {meta['wall_s']:.0f} s as `{meta['command']}`.
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------------- Telugu training runs
+def _f(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def _pick_epochs(n: int, k: int = 8) -> list[int]:
+    """Indices of the first, the last and evenly spaced epochs in between (at most ``k``)."""
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if n > 1 else [0] * n
+
+
+def _range(r: dict) -> str:
+    lo, hi = r.get("output_min"), r.get("output_max")
+    return "-" if lo is None or hi is None else f"{lo:.2f} .. {hi:.2f}"
+
+
+def _used_range(r: dict) -> str:
+    used = [u for u in r.get("codes_used") or [] if u is not None]
+    if not used:
+        return "-"
+    lo, hi = min(used), max(used)
+    return pct(lo) if round(100 * lo) == round(100 * hi) else f"{pct(lo)[:-1]}-{pct(hi)}"
+
+
+def _mean(xs: Sequence[float | None] | None) -> float | None:
+    xs = [x for x in xs or [] if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def _per_quantizer(ax, steps: list[float], series: list[list[float | None]], ylabel: str,
+                   title: str) -> None:
+    import matplotlib as mpl
+
+    q = max((len(s) for s in series), default=0)
+    cmap = mpl.colormaps["viridis"]
+    norm = mpl.colors.Normalize(vmin=1, vmax=max(q, 2))
+    for i in range(q):
+        pts = [(s, v[i]) for s, v in zip(steps, series, strict=True)
+               if i < len(v) and v[i] is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=cmap(norm(i + 1)), lw=1.1)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if q:
+        bar = ax.figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        bar.set_label("quantizer (1 = first stage)")
+
+
+@section("telugu_training.json", order=45, optional=True)
+def telugu_training(data: dict, fig: Figures) -> str:
+    meta, curve = data["meta"], data["curve"]
+    final = data.get("final") or curve[-1]
+    cfg, args = meta.get("config") or {}, meta.get("args") or {}
+    q = cfg.get("num_quantizers") or len(final.get("codes_used") or [])
+    k = cfg.get("codebook_size")
+    codec = f"{q} x {k:,} codes" if k else f"{q} quantizers"
+    if cfg.get("strides"):
+        codec += f" at {cfg.get('sample_rate', 16000) / math.prod(cfg['strides']):g} Hz"
+    if final.get("bitrate_kbps") is not None:
+        codec += f", {final['bitrate_kbps']:g} kbps"
+    if cfg.get("head"):
+        codec += f"; head `{cfg['head']}`"
+    if args.get("balancer"):
+        codec += f", balancer `{args['balancer']}`"
+    steps_done = final.get("step", meta.get("steps"))
+    budget = (f"{steps_done:,}" if isinstance(steps_done, int) else f"{steps_done}") + \
+        f" steps ({len(curve)} epochs"
+    if args.get("steps_per_epoch"):
+        budget += f" of {args['steps_per_epoch']} steps"
+    if args.get("batch_size"):
+        budget += f", batches of {args['batch_size']}"
+        if args.get("segment_seconds"):
+            budget += f" crops of {args['segment_seconds']:g} s"
+    if args.get("learning_rate"):
+        budget += f", learning rate {args['learning_rate']:g}"
+    budget += ")"
+    minutes = (final.get("wall_seconds") or meta.get("wall_seconds") or 0) / 60
+    threads = meta.get("threads")
+    on = f"{threads} CPU thread{'s' if threads != 1 else ''}" if threads else "CPU"
+    status = "" if meta.get("finished", True) else (
+        f" The run was still going when it was summarised: the last row is epoch "
+        f"{final.get('epoch', len(curve))}.")
+    best = data.get("best") or {}
+    bests = [f"{label} {_f(best[key]['value'], d)}{unit} at step {best[key]['step']}"
+             for key, label, unit, d in (("snr", "SNR", " dB", 2), ("si_snr", "SI-SNR", " dB", 2),
+                                         ("mel_distance", "mel distance", "", 3))
+             if key in best]
+    heldout = f" (up to {args['eval_seconds']:g} s)" if args.get("eval_seconds") else ""
+    out = [f"""## Telugu codec: a long CPU run
+
+The Telugu example codec ({codec}) trained by its own loop for {budget} in {minutes:.0f}
+minutes on {on}, as
+
+```bash
+{meta['command']}
+```
+
+After every epoch the run decodes its held-out clips{heldout} and logs their SNR, SI-SNR and
+log-mel distance, and per quantizer the fraction of the codebook used on them and the
+perplexity of their code histogram (the effective number of codes in use). The output range,
+\\|DC\\| (the mean of the output) and output scale are those of the epoch's training batches.
+Summarised from the run's `metrics.jsonl` by `benchmarks/telugu_run_summary.py`.{status}
+{machine(meta)}
+"""]
+    rows = []
+    for i in _pick_epochs(len(curve)):
+        r = curve[i]
+        dc = r.get("dc_offset")
+        rows.append([r.get("epoch", i + 1), f"{r['step']:,}" if "step" in r else "-",
+                     _minutes(r.get("wall_seconds")), _f(r.get("snr")),
+                     _f(r.get("si_snr")), _f(r.get("mel_distance"), 3), _range(r),
+                     "-" if dc is None else f"{abs(dc):.4f}", _used_range(r),
+                     _f(_mean(r.get("perplexity")), 0)])
+    used_of = f" (of {k:,})" if k else ""
+    out.append(table(["epoch", "step", "wall min", "SNR dB", "SI-SNR dB", "mel distance",
+                      "output range", "\\|DC\\|", f"codes used{used_of}",
+                      "mean perplexity"], rows))
+    if bests:
+        out.append("Best held-out " + ", ".join(bests) + ".\n")
+    steps = [r.get("step", i + 1) for i, r in enumerate(curve)]
+
+    def curves(ax1, ax2):
+        for key, label in (("snr", "SNR"), ("si_snr", "SI-SNR")):
+            pts = [(s, r[key]) for s, r in zip(steps, curve, strict=True)
+                   if r.get(key) is not None]
+            ax1.plot([p[0] for p in pts], [p[1] for p in pts], label=label, lw=1.2)
+        ax1.set_ylabel("dB")
+        ax1.set_title("held-out SNR and SI-SNR", fontsize=9)
+        ax1.legend(fontsize=7)
+        pts = [(s, r["mel_distance"]) for s, r in zip(steps, curve, strict=True)
+               if r.get("mel_distance") is not None]
+        ax2.plot([p[0] for p in pts], [p[1] for p in pts], color="tab:green", lw=1.2)
+        ax2.set_ylabel("log-mel distance")
+        ax2.set_title("held-out mel distance (lower is better)", fontsize=9)
+        for ax in (ax1, ax2):
+            ax.set_xlabel("training step")
+
+    def usage(ax1, ax2):
+        _per_quantizer(ax1, steps, [r.get("codes_used") or [] for r in curve],
+                       "fraction of codes used", "codes used on the held-out clips")
+        ax1.set_ylim(0, 1.02)
+        _per_quantizer(ax2, steps, [r.get("perplexity") or [] for r in curve],
+                       "perplexity", "code perplexity on the held-out clips")
+        if k:
+            ax2.axhline(k, color="gray", ls="--", lw=0.8)
+            ax2.annotate(f"codebook size {k:,}", (0.02, k), xycoords=("axes fraction", "data"),
+                         va="top", fontsize=7, color="gray")
+        ax2.set_ylim(0, None)
+
+    out.append(fig.png("telugu_training_curves", curves, "Held-out SNR, SI-SNR and mel distance "
+                       "of the Telugu codec against training step", size=(10.0, 3.4),
+                       ncols=2) + "\n")
+    out.append(fig.png("telugu_codebook_usage", usage, "Codebook usage over training: fraction "
+                       "of codes used and perplexity per quantizer against training step",
+                       size=(11.0, 3.6), ncols=2) + "\n")
+    return "\n".join(out)
+
+
+ABLATION_ORDER = ("baseline", "head_tanh", "head_clamp", "head_original", "balancer_original",
+                  "no_centering")
+
+
+@section("telugu_ablation.json", order=48, optional=True)
+def telugu_ablation(data: dict, fig: Figures) -> str:
+    meta = data["meta"]
+    variants = data.get("variants") or {}
+    names = sorted(variants, key=lambda n: (ABLATION_ORDER.index(n) if n in ABLATION_ORDER
+                                            else len(ABLATION_ORDER)))
+    rows = []
+    for n in names:
+        v = variants[n]
+        h, tr = v.get("heldout") or {}, v.get("final_train") or {}
+        flags = " ".join(v.get("flags") or [])
+        rows.append([bold(v.get("label", n), n == "baseline"),
+                     f"`{flags}`" if flags else "(baseline)", f"{v.get('steps', '-')}",
+                     _f(h.get("snr")), _f(h.get("si_snr")), _f(h.get("mel_distance"), 3),
+                     _f(h.get("pesq_wb")), _f(h.get("stoi"), 3), _range(tr),
+                     _f(tr.get("output_scale"), 3),
+                     _minutes(v.get("train_seconds"))])
+    budget = f"{meta.get('epochs')} epochs x {meta.get('steps_per_epoch')} steps"
+    if meta.get("batch_size"):
+        budget += f" of {meta['batch_size']} crops"
+    secs = sorted({v.get("heldout_seconds") for v in variants.values()} - {None})
+    clips = f" ({'/'.join(f'{s:g}' for s in secs)} s)" if secs else ""
+    partial = [n for n in ABLATION_ORDER if n not in variants]
+    note = (" Variants not in the file yet: " + ", ".join(f"`{n}`" for n in partial) + "."
+            if partial and variants else "")
+    out = [f"""## Telugu codec ablation (same budget)
+
+Each row is the Telugu example's own training loop on the same seed, data, crops and budget
+({budget}, seed {meta.get('seed')}); only the named flags differ from the baseline. Each final
+checkpoint is then scored on the same held-out clips{clips}: SNR, SI-SNR, log-mel distance,
+PESQ-WB and STOI (means over the clips). The output range and scale are those of the last
+training epoch. `benchmarks/bench_telugu_ablation.py` writes its file after every variant;
+run as `{meta.get('command', 'python benchmarks/bench_telugu_ablation.py')}`.{note}
+{machine(meta)}
+""", table(["variant", "flags", "steps", "SNR dB", "SI-SNR dB", "mel distance", "PESQ-WB",
+            "STOI", "training output range", "output scale", "train min"], rows)]
+
+    def draw(ax):
+        for n in names:
+            pts = [(c["step"], c["snr"]) for c in variants[n].get("curve") or []
+                   if c.get("snr") is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if n == "baseline" else ".-",
+                    lw=1.8 if n == "baseline" else 1.1, ms=3,
+                    label=variants[n].get("label", n))
+        ax.set_xlabel("training step")
+        ax.set_ylabel("held-out SNR dB")
+        ax.set_title("held-out SNR during training, per variant", fontsize=9)
+        ax.legend(fontsize=7)
+
+    if any(v.get("curve") for v in variants.values()):
+        out.append(fig.png("telugu_ablation", draw, "Held-out SNR against training step for "
+                           "each ablation variant of the Telugu codec") + "\n")
+    return "\n".join(out)
+
+
 @section("failure_modes.json", order=90)
 def failure_summary(data: dict, fig: Figures) -> str:
     rows = [[label, buggy, fixed] for label, buggy, fixed, _ in _failure_rows(data)]
