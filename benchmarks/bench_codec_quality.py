@@ -335,14 +335,9 @@ def default_quantizers(q: int) -> list[int]:
 
 def first_seconds(clips: Sequence, seconds: float) -> list:
     """The first clips, in the given order, totalling at most ``seconds`` (at least one)."""
-    out, total = [], 0.0
-    for c in clips:
-        d = len(c.audio) / SR
-        if out and total + d > seconds:
-            break
-        out.append(c)
-        total += d
-    return out
+    from examples.telugu_codec.train import eval_subset
+
+    return eval_subset(list(clips), seconds, SR)
 
 
 # ====================================================================== provenance

@@ -39,7 +39,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 def run_variant(name: str, extra: list[str], args) -> dict:
     from examples.telugu_codec.codec import evaluate_clips
     from examples.telugu_codec.data import load_corpus
-    from examples.telugu_codec.train import load_model, train
+    from examples.telugu_codec.train import eval_subset, load_model, train
 
     ckpt = args.work_dir / name
     argv = ["--checkpoint_dir", str(args.work_dir), "--experiment_name", name,
@@ -51,12 +51,8 @@ def run_variant(name: str, extra: list[str], args) -> dict:
     train_s = time.perf_counter() - t0
     model = load_model(ckpt / "last.pt")
     _, heldout = load_corpus(args.cache_dir / "telugu_corpus", log=lambda *_: None)
-    clips, total = [], 0.0
-    for c in heldout:
-        if total >= args.eval_seconds:
-            break
-        clips.append(c)
-        total += len(c.audio) / 16000
+    clips = eval_subset(heldout, args.eval_seconds, 16000)
+    total = sum(len(c.audio) for c in clips) / 16000
     scores = evaluate_clips(model, clips, perceptual=True)
     curve = [{k: r[k] for k in ("step", "snr", "si_snr", "mel_distance", "output_min",
                                 "output_max", "dc_offset", "loss")}

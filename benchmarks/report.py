@@ -767,6 +767,50 @@ run as `{meta.get('command', 'python benchmarks/bench_telugu_ablation.py')}`.{no
     return "\n".join(out)
 
 
+@section("ddp.json", order=60)
+def ddp_section(data: dict, fig: Figures) -> str:
+    """DDP overhead of the codebook sync, and bf16-vs-float32 code agreement."""
+    out = ["## Distributed training and bf16\n"]
+    d = data.get("ddp")
+    if d:
+        c = d["config"]
+        out.append(
+            f"Time per training step of a small codec (conv encoder, `ResidualVQ({c['dim']}, "
+            f"{c['num_quantizers']}, {c['codebook_size']})`, decoder; {c['batch']} x "
+            f"{c['samples']} samples per process), one process against 2 DDP ranks (gloo, one "
+            f"thread each); {d['rounds']} interleaved rounds, minimum and median over the "
+            f"blocks of {c['steps']} steps.\n")
+        single = d["single_process"]["min_ms"]
+        rows = [[label, ms(d[k]["min_ms"]), ms(d[k]["median_ms"]),
+                 f"{d[k]['min_ms'] / single:.2f}x"]
+                for k, label in (("single_process", "one process"),
+                                 ("ddp2_nosync", "2 ranks, `sync=False` (gradient all-reduce)"),
+                                 ("ddp2_sync", "2 ranks, codebook sync on (default)"))]
+        out.append(table(["run", "ms per step, min", "median", "min / one process"], rows))
+        out.append(f"\nThe codebook sync adds "
+                   f"{100 * (d['ratios_of_min']['sync_over_nosync'] - 1):.0f}% to a step here "
+                   f"(one `all_reduce` of the EMA statistics per training step).\n")
+    stages = []
+    for key, title in (("bf16", "synthetic latents"),
+                       ("bf16_real_speech", "real recorded speech"),
+                       ("bf16_heldout", "held-out Telugu")):
+        b = data.get(key)
+        if not b:
+            continue
+        per = b["bf16_latents_identical_pct_per_stage"]
+        stages.append([title, b["quantizer"].split(":")[-1].strip(), f"{b['frames']:,}",
+                       f"{b['autocast_fp32_latents_identical_pct']:.1f}%",
+                       f"{b['bf16_latents_identical_pct']:.1f}%",
+                       f"{per[0]:.1f}% / {per[-1]:.1f}%"])
+    if stages:
+        out.append("\nCodes chosen from float32 latents under `torch.autocast(bfloat16)` and "
+                   "from latents rounded to bf16, against float32 (% identical indices):\n")
+        out.append(table(["latents", "quantizer", "frames", "autocast",
+                          "bf16-rounded latents", "first / last stage"], stages))
+    out.append("\n" + machine(data["meta"]) + "\n")
+    return "\n".join(out)
+
+
 @section("failure_modes.json", order=90)
 def failure_summary(data: dict, fig: Figures) -> str:
     rows = [[label, buggy, fixed] for label, buggy, fixed, _ in _failure_rows(data)]
