@@ -100,6 +100,15 @@ def test_resume_continues_exactly(data_dir, tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
 
 
+def test_vq_warmup_trains_unquantized_then_initialises_the_codebooks(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path, "--num_epochs", "2", "--vq_warmup_steps", "2"))
+    rows = [json.loads(s) for s in
+            (tmp_path / "telugu_codec" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["vq_loss"] == 0.0 and rows[1]["vq_loss"] > 0.0
+    model = load_model(tmp_path / "telugu_codec" / "last.pt")
+    assert bool(model.quantizer.initialized)
+
+
 def test_resume_refuses_a_different_codec(data_dir, tmp_path):
     train(_args(data_dir, tmp_path, "--num_epochs", "1"))
     with pytest.raises(SystemExit, match="pass the same codec flags"):
