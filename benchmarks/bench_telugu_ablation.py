@@ -33,6 +33,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "balancer_original": ("original fixed weights (2 * time + 0.1 * mel + rms)",
                           ["--balancer", "original"]),
     "no_centering": ("latents not centred", ["--no-center_latents"]),
+    "original_run": ("original head and original fixed weights together",
+                     ["--head", "original", "--balancer", "original"]),
 }
 
 
@@ -79,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = json.loads(args.out.read_text()) if args.out.exists() else {}
-    res["meta"] = {"torch": torch.__version__, "python": platform.python_version(),
+    meta = {"torch": torch.__version__, "python": platform.python_version(),
                    "machine": platform.machine(), "threads": args.threads,
                    "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
                    "batch_size": 16, "seed": args.seed,
                    "command": "python benchmarks/bench_telugu_ablation.py " + " ".join(
                        argv if argv is not None else sys.argv[1:])}
+    if "meta" in res:  # adding variants to an earlier run: keep its command line too
+        meta["earlier_commands"] = [*res["meta"].get("earlier_commands", []),
+                                    res["meta"]["command"]]
+    res["meta"] = meta
     res.setdefault("variants", {})
     for name in args.only:
         print(f"== {name}: {VARIANTS[name][0]}", flush=True)

@@ -709,7 +709,7 @@ Summarised from the run's `metrics.jsonl` by `benchmarks/telugu_run_summary.py`.
 
 
 ABLATION_ORDER = ("baseline", "head_tanh", "head_clamp", "head_original", "balancer_original",
-                  "no_centering")
+                  "original_run", "no_centering")
 
 
 @section("telugu_ablation.json", order=48, optional=True)
@@ -737,6 +737,8 @@ def telugu_ablation(data: dict, fig: Figures) -> str:
     partial = [n for n in ABLATION_ORDER if n not in variants]
     note = (" Variants not in the file yet: " + ", ".join(f"`{n}`" for n in partial) + "."
             if partial and variants else "")
+    commands = ", then ".join(f"`{c}`" for c in [*meta.get("earlier_commands", []), meta.get(
+        "command", "python benchmarks/bench_telugu_ablation.py")])
     out = [f"""## Telugu codec ablation (same budget)
 
 Each row is the Telugu example's own training loop on the same seed, data, crops and budget
@@ -744,7 +746,7 @@ Each row is the Telugu example's own training loop on the same seed, data, crops
 checkpoint is then scored on the same held-out clips{clips}: SNR, SI-SNR, log-mel distance,
 PESQ-WB and STOI (means over the clips). The output range and scale are those of the last
 training epoch. `benchmarks/bench_telugu_ablation.py` writes its file after every variant;
-run as `{meta.get('command', 'python benchmarks/bench_telugu_ablation.py')}`.{note}
+run as {commands}.{note}
 {machine(meta)}
 """, table(["variant", "flags", "steps", "SNR dB", "SI-SNR dB", "mel distance", "PESQ-WB",
             "STOI", "training output range", "output scale", "train min"], rows)]
