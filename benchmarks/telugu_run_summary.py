@@ -128,7 +128,8 @@ def checkpoint_info(run_dir: Path) -> dict:
             "checkpoint_step": state.get("global_step")}
 
 
-def summarise(run_dir: Path, command: str, read_checkpoint: bool = True) -> dict:
+def summarise(run_dir: Path, command: str, read_checkpoint: bool = True,
+              threads: int | None = None) -> dict:
     import torch
 
     rows = read_rows(run_dir)
@@ -136,7 +137,7 @@ def summarise(run_dir: Path, command: str, read_checkpoint: bool = True) -> dict
     finished = summary_path.is_file()
     final = json.loads(summary_path.read_text()) if finished else rows[-1]
     ckpt = checkpoint_info(run_dir) if read_checkpoint else {}
-    threads = threads_from(command)
+    threads = threads or threads_from(command)
     if threads is None:
         threads = (ckpt.get("args") or {}).get("threads")
     try:
@@ -186,8 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    default=ROOT / "benchmarks" / "results" / "telugu_training.json")
     p.add_argument("--no_checkpoint", action="store_true",
                    help="do not read the codec config from the run's last.pt")
+    p.add_argument("--threads", type=int, default=None,
+                   help="the run's CPU thread count, where neither the command line nor the "
+                        "checkpoint records it (a run without --threads uses torch's default)")
     args = p.parse_args(argv)
-    data = summarise(args.run_dir, args.command, read_checkpoint=not args.no_checkpoint)
+    data = summarise(args.run_dir, args.command, read_checkpoint=not args.no_checkpoint,
+                     threads=args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(dumps(data) + "\n")
     m, f = data["meta"], data["final"]

@@ -22,6 +22,36 @@ def test_committed_pages_match_the_committed_results():
         assert committed == text, f"docs/{name} differs from its JSON: run `make report`"
 
 
+def test_hand_written_pages_hold_what_their_regions_render():
+    pages = report.render_regions(report.RESULTS)
+    assert {"README.md", "docs/telugu_codec.md"} <= set(pages)
+    for name, text in pages.items():
+        committed = (report.ROOT / name).read_text(encoding="utf-8")
+        assert committed == text, f"{name} differs from its JSON: run `make report`"
+        for img in report.re_images(text):
+            assert name == "README.md" or (report.DOCS / img).exists(), img
+
+
+def test_regions_replace_only_their_block_and_name_a_missing_one(tmp_path):
+    (tmp_path / "telugu_demo.json").write_text(json.dumps(_telugu_training(3, True)))
+    text = ("# Page\n\nkept\n<!-- report:short_run -->\nstale figures\n"
+            "<!-- /report:short_run -->\nalso kept\n")
+    page = "docs/telugu_codec.md"
+    region_names = {r.name for r in report.REGIONS if r.page == page}
+    results = report.load_results(tmp_path)
+    fig = report.Figures(tmp_path / "img", draw=False)
+    with pytest.raises(ValueError, match="no `<!-- report:long_run -->`"):
+        report.fill_regions(text, page, results, fig)
+    for name in region_names - {"short_run"}:
+        text += f"<!-- report:{name} -->\n<!-- /report:{name} -->\n"
+    out = report.fill_regions(text, page, results, fig)
+    assert out.startswith("# Page\n\nkept\n<!-- report:short_run -->\n")
+    assert "stale figures" not in out and "also kept" in out
+    assert "held-out SNR rose in 2 of 2 epochs, from 1.50 dB after the first to 4.50 dB" in out
+    assert "*Not measured yet: `benchmarks/results/telugu_ablation.json` is missing" in out
+    assert report.fill_regions(out, page, results, fig) == out  # idempotent
+
+
 def test_every_section_reads_a_committed_results_file_and_images_exist():
     for s in report.SECTIONS:
         assert s.optional or (report.RESULTS / s.file).exists(), s

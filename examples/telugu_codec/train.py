@@ -284,6 +284,7 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     log = print if env.main else (lambda *a, **k: None)
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()  # recorded in the checkpoint as the run used it
     if args.batch_size % env.world:
         raise SystemExit(f"--batch_size {args.batch_size} must be divisible by the number of "
                          f"processes {env.world}")
