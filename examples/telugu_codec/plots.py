@@ -58,16 +58,18 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 
 def plot_spectrograms(ref: np.ndarray, est: np.ndarray, sr: int, path: Path,
                       title: str = "") -> None:
-    """Log-mel spectrograms of the original and the reconstruction, one above the other."""
+    """Log-mel spectrograms (dB) of the original and the reconstruction, one above the other,
+    on one colour scale: the original's loudest band down to 80 dB below it."""
     n = min(len(ref), len(est), sr * 6)
+    mels = [20 * log_mel(w[:n]).numpy() for w in (ref, est)]
+    vmax = float(mels[0].max())
     fig, ax = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    for a, wav, name in ((ax[0], ref[:n], "original"), (ax[1], est[:n], "reconstruction")):
-        m = log_mel(wav).numpy()
-        a.imshow(m, origin="lower", aspect="auto", vmin=-5, vmax=0, cmap="magma",
-                 extent=(0, n / sr, 0, m.shape[0]))
+    for a, m, name in zip(ax, mels, ("original", "reconstruction"), strict=True):
+        im = a.imshow(m, origin="lower", aspect="auto", vmin=vmax - 80, vmax=vmax, cmap="magma",
+                      extent=(0, n / sr, 0, m.shape[0]))
         a.set_ylabel("mel band")
         a.set_title(f"{name} {title}")
     ax[1].set_xlabel("seconds")
-    fig.tight_layout()
+    fig.colorbar(im, ax=ax, label="dB")
     fig.savefig(path, dpi=90)
     plt.close(fig)
