@@ -1398,10 +1398,13 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
     rows = [["final (epoch {})".format(final.get("epoch")), _f(final.get("snr")),
              _f(final.get("si_snr")), _f(final.get("mel_distance"), 3), _used_range(final),
              _f(_mean(final.get("perplexity")), 0)]]
+    at_final = []
     for key, label in (("si_snr", "best SI-SNR"), ("mel_distance", "best mel distance")):
         if key in best:
             r = next((c for c in curve if c.get("epoch") == best[key]["epoch"]), None)
-            if r is not None:
+            if r is not None and r.get("epoch") == final.get("epoch"):
+                at_final.append(label.removeprefix("best "))
+            elif r is not None:
                 rows.append([f"{label} (epoch {r.get('epoch')})", _f(r.get("snr")),
                              _f(r.get("si_snr")), _f(r.get("mel_distance"), 3),
                              _used_range(r), _f(_mean(r.get("perplexity")), 0)])
@@ -1414,7 +1417,9 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
         f"{(meta.get('args') or {}).get('eval_seconds', 40):g} s of held-out clips; codes used "
         "per quantizer (lowest-highest) and the mean code perplexity over quantizers.\n",
         table(["", "SNR dB", "SI-SNR dB", "mel distance", "codes used", "mean perplexity"],
-              rows), "", _run_checks(curve), "",
+              rows), "",
+        (f"The last epoch is also the best on {' and '.join(at_final)}: the run was still "
+         "improving when it stopped. " if at_final else "") + _run_checks(curve), "",
         "![Held-out SNR, SI-SNR and mel distance of the Telugu codec against training step]"
         "(img/telugu_training_curves.png)", "",
         "![Codebook usage over training: fraction of codes used and perplexity per quantizer]"
