@@ -1428,6 +1428,15 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
         + machine(meta)])
 
 
+def _brief_full(r: dict | None, waveform: bool = True) -> str:
+    if r is None:
+        return "-"
+    text = _brief(r)
+    if waveform:
+        text += f", SI-SNR {_metric(r, 'si_snr', 2)} dB"
+    return text + f", mel {_metric(r, 'mel_distance', 3)}"
+
+
 @region("docs/telugu_codec.md", "quality", reads=["codec_quality.json"])
 def telugu_quality(results: dict[str, dict], fig: Figures) -> str:
     d = results.get("codec_quality.json")
@@ -1439,7 +1448,13 @@ def telugu_quality(results: dict[str, dict], fig: Figures) -> str:
         f"`{ckpt['sha256'][:12]}`): each number of quantizers of the codec beside the Opus and "
         "Codec2 settings nearest in bitrate, on the same clips (bitrates measured from what "
         "each encoder wrote; Opus's without the Ogg container).\n",
-        table(["set", "Telugu codec", "nearest Opus", "nearest Codec2"], _codec_matched(d)),
+        table(["set", "Telugu codec", "nearest Opus", "nearest Codec2"], [
+            [CODEC_SETS.get(name, name), bold(_brief_full(r)),
+             _brief_full(_nearest(rows, "opus", r["payload_kbps"])),
+             _brief_full(_nearest(rows, "codec2", r["payload_kbps"]), waveform=False)]
+            for name, rows in _codec_by_set(d).items()
+            for r in rows if r["system"] == "telugu_codec"]),
+        "Codec2 keeps no waveform phase, so it has no SI-SNR here.\n",
         "", "![PESQ, STOI and SI-SNR against bitrate for the Telugu codec, Opus and Codec2]"
         "(img/codec_quality.png)", "",
         "Every system and setting with SNR, SI-SNR, mel distance and delays: "
@@ -1473,7 +1488,8 @@ def readme_telugu(results: dict[str, dict], fig: Figures) -> str:
         if d:
             f = d.get("final") or d["curve"][-1]
             rows.append([f"Telugu codec, {label} ({f.get('step', 0):,} steps, "
-                         f"{(f.get('wall_seconds') or 0) / 60:.0f} min)",
+                         f"{(f.get('wall_seconds') or 0) / 60:.0f} min; first "
+                         f"{(d['meta'].get('args') or {}).get('eval_seconds', 40):g} s held out)",
                          f"{f.get('bitrate_kbps', 0):g}", _f(f.get("si_snr")),
                          _f(f.get("mel_distance"), 3), "-", "-"])
     q = results.get("codec_quality.json")
@@ -1482,7 +1498,8 @@ def readme_telugu(results: dict[str, dict], fig: Figures) -> str:
         full = [r for r in held if r["system"] == "telugu_codec"]
         if full:
             r = max(full, key=lambda r: r["payload_kbps"])
-            rows.append([f"Telugu codec, scored checkpoint ({r['setting']})",
+            seconds = (q.get("sets") or {}).get("heldout", {}).get("seconds", 0)
+            rows.append([f"the long run's checkpoint, {r['setting']} ({seconds:.0f} s held out)",
                          f"{r['payload_kbps']:.2f}", _metric(r, "si_snr", 2),
                          _metric(r, "mel_distance", 3), _metric(r, "pesq_wb", 2),
                          _metric(r, "stoi", 3)])
@@ -1496,10 +1513,20 @@ def readme_telugu(results: dict[str, dict], fig: Figures) -> str:
                                  _metric(o, "stoi", 3)])
     if not rows:
         return _not_yet("telugu_demo.json", "run `make demo`")
-    return ("Measured on a 2-core CPU, held-out synthetic Telugu (voices and sentences never "
+    tail = ""
+    real = _codec_by_set(q).get("real_speech", []) if q else []
+    ours = [r for r in real if r["system"] == "telugu_codec"]
+    if ours:
+        r = max(ours, key=lambda r: r["payload_kbps"])
+        o = _nearest(real, "opus", r["payload_kbps"])
+        tail = (f"\n\nOn recorded English speech (it has heard only synthetic Telugu) the same "
+                f"checkpoint scores PESQ {_metric(r, 'pesq_wb', 2)}, STOI {_metric(r, 'stoi', 3)}"
+                + (f" against Opus's {_metric(o, 'pesq_wb', 2)} and {_metric(o, 'stoi', 3)} at "
+                   f"{o['payload_kbps']:.2f} kbps" if o else "") + ".")
+    return ("Measured on a 2-core CPU, on held-out synthetic Telugu (voices and sentences never "
             "seen in training); PESQ-WB and STOI where the clips were scored by "
             "`benchmarks/bench_codec_quality.py`:\n\n"
-            + table(["", "kbps", "SI-SNR dB", "mel distance", "PESQ-WB", "STOI"], rows))
+            + table(["", "kbps", "SI-SNR dB", "mel distance", "PESQ-WB", "STOI"], rows) + tail)
 
 
 def re_images(markdown: str) -> list[str]:
