@@ -1,9 +1,12 @@
 """Every ```python block in README.md and docs/*.md runs as written; every ```bash block
 names real scripts, flags and make targets."""
 
+import os
 import pathlib
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -75,3 +78,23 @@ def test_documented_shell_commands_name_real_scripts_flags_and_make_targets():
             assert f'"{flag}"' in source, f"{page}: {script.name} has no flag {flag}"
         checked += 1
     assert checked >= 10
+
+
+def test_built_site_shows_every_image_it_links(tmp_path):
+    """`mkdocs build --strict` succeeds and every <img> of every built page resolves to a file
+    (the plots of the benchmark and walk-through pages included)."""
+    pytest.importorskip("mkdocs")
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                           "--site-dir", str(site)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shown = 0
+    for page in site.glob("**/*.html"):
+        for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page.read_text(encoding="utf-8")):
+            if src.startswith(("http:", "https:", "data:")):
+                continue
+            assert (page.parent / src).resolve().is_file(), f"{page.relative_to(site)}: {src}"
+            shown += 1
+    assert shown >= 15
+    assert (site / "telugu_codec" / "index.html").exists()
