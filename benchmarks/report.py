@@ -822,7 +822,8 @@ Each row is the Telugu example's own training loop on the same seed, data, crops
 checkpoint is then scored on the same held-out clips{clips}: SNR, SI-SNR, log-mel distance,
 PESQ-WB and STOI (means over the clips). The output range and scale are those of the last
 training epoch. `benchmarks/bench_telugu_ablation.py` writes its file after every variant;
-run as {commands}.{note}
+run as {commands}.{note} "train min" is wall-clock time on a machine that other jobs may
+share (one thread per run): it says nothing about the variants' cost, which is the same.
 {machine(meta)}
 """, table([*ABLATION_HEADER, "train min"], rows)]
 
