@@ -529,14 +529,28 @@ def _codec_by_set(data: dict) -> dict[str, list[dict]]:
     return by_set
 
 
-def _codec_matched(data: dict) -> list[list[str]]:
-    """Per set, each setting of the Telugu codec beside the nearest Opus and Codec2."""
+def _brief_full(r: dict | None, waveform: bool = True) -> str:
+    """:func:`_brief` plus the mel distance and, for waveform coders, the SI-SNR."""
+    if r is None:
+        return "-"
+    text = _brief(r)
+    if waveform:
+        text += f", SI-SNR {_metric(r, 'si_snr', 2)} dB"
+    return text + f", mel {_metric(r, 'mel_distance', 3)}"
+
+
+def _codec_matched(data: dict, full: bool = False) -> list[list[str]]:
+    """Per set, each setting of the Telugu codec beside the nearest Opus and Codec2 (PESQ and
+    STOI; with ``full`` also SI-SNR and mel distance)."""
+    def brief(r: dict | None, waveform: bool = True) -> str:
+        return _brief_full(r, waveform) if full else _brief(r)
+
     matched = []
     for name, rows in _codec_by_set(data).items():
         for r in (r for r in rows if r["system"] == "telugu_codec"):
-            matched.append([CODEC_SETS.get(name, name), bold(_brief(r)),
-                            _brief(_nearest(rows, "opus", r["payload_kbps"])),
-                            _brief(_nearest(rows, "codec2", r["payload_kbps"]))])
+            matched.append([CODEC_SETS.get(name, name), bold(brief(r)),
+                            brief(_nearest(rows, "opus", r["payload_kbps"])),
+                            brief(_nearest(rows, "codec2", r["payload_kbps"]), waveform=False)])
     return matched
 
 
@@ -1334,16 +1348,12 @@ def _run_checks(curve: list[dict]) -> str:
 def _run_line(meta: dict, final: dict) -> str:
     args = meta.get("args") or {}
     threads = meta.get("threads")
-    return (f"{len_or(meta.get('epochs'))} epochs of {args.get('steps_per_epoch', '?')} steps "
+    return (f"{meta.get('epochs', '?')} epochs of {args.get('steps_per_epoch', '?')} steps "
             f"(batches of {args.get('batch_size', '?')} crops of "
             f"{args.get('segment_seconds', '?')} s, learning rate "
             f"{args.get('learning_rate', '?')}), {final.get('step', '?'):,} steps in "
             f"{(final.get('wall_seconds') or 0) / 60:.1f} minutes on "
             f"{threads or '?'} CPU threads")
-
-
-def len_or(v: object) -> str:
-    return "?" if v is None else f"{v}"
 
 
 @region("docs/telugu_codec.md", "short_run", reads=["telugu_demo.json"])
@@ -1396,9 +1406,11 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
     final = d.get("final") or curve[-1]
     cfg = meta.get("config") or {}
     best = d.get("best") or {}
-    rows = [["final (epoch {})".format(final.get("epoch")), _f(final.get("snr")),
-             _f(final.get("si_snr")), _f(final.get("mel_distance"), 3), _used_range(final),
-             _f(_mean(final.get("perplexity")), 0)]]
+    def row(label: str, r: dict) -> list[str]:
+        return [f"{label} (epoch {r.get('epoch')})", _f(r.get("snr")), _f(r.get("si_snr")),
+                _f(r.get("mel_distance"), 3), _used_range(r), _f(_mean(r.get("perplexity")), 0)]
+
+    rows = [row("final", final)]
     at_final = []
     for key, label in (("si_snr", "best SI-SNR"), ("mel_distance", "best mel distance")):
         if key in best:
@@ -1406,9 +1418,7 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
             if r is not None and r.get("epoch") == final.get("epoch"):
                 at_final.append(label.removeprefix("best "))
             elif r is not None:
-                rows.append([f"{label} (epoch {r.get('epoch')})", _f(r.get("snr")),
-                             _f(r.get("si_snr")), _f(r.get("mel_distance"), 3),
-                             _used_range(r), _f(_mean(r.get("perplexity")), 0)])
+                rows.append(row(label, r))
     kbps = final.get("bitrate_kbps")
     return "\n".join([
         f"```bash\n{meta['command']}\n```\n",
@@ -1429,15 +1439,6 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
         + machine(meta)])
 
 
-def _brief_full(r: dict | None, waveform: bool = True) -> str:
-    if r is None:
-        return "-"
-    text = _brief(r)
-    if waveform:
-        text += f", SI-SNR {_metric(r, 'si_snr', 2)} dB"
-    return text + f", mel {_metric(r, 'mel_distance', 3)}"
-
-
 @region("docs/telugu_codec.md", "quality", reads=["codec_quality.json"])
 def telugu_quality(results: dict[str, dict], fig: Figures) -> str:
     d = results.get("codec_quality.json")
@@ -1449,12 +1450,8 @@ def telugu_quality(results: dict[str, dict], fig: Figures) -> str:
         f"`{ckpt['sha256'][:12]}`): each number of quantizers of the codec beside the Opus and "
         "Codec2 settings nearest in bitrate, on the same clips (bitrates measured from what "
         "each encoder wrote; Opus's without the Ogg container).\n",
-        table(["set", "Telugu codec", "nearest Opus", "nearest Codec2"], [
-            [CODEC_SETS.get(name, name), bold(_brief_full(r)),
-             _brief_full(_nearest(rows, "opus", r["payload_kbps"])),
-             _brief_full(_nearest(rows, "codec2", r["payload_kbps"]), waveform=False)]
-            for name, rows in _codec_by_set(d).items()
-            for r in rows if r["system"] == "telugu_codec"]),
+        table(["set", "Telugu codec", "nearest Opus", "nearest Codec2"],
+              _codec_matched(d, full=True)),
         "Codec2 keeps no waveform phase, so it has no SI-SNR here.\n",
         "", "![PESQ, STOI and SI-SNR against bitrate for the Telugu codec, Opus and Codec2]"
         "(img/codec_quality.png)", "",
@@ -1572,23 +1569,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="pages whose sections read these results")
     args = parser.parse_args(argv)
     draw = not (args.no_plots or args.check)
-    pages = render(args.results, draw=draw, img_dir=args.docs / "img", only=args.only)
+    root = args.docs.resolve().parent  # the hand-written pages' paths are relative to it
+    outputs = [(name, args.docs / name, text) for name, text in
+               render(args.results, draw=draw, img_dir=args.docs / "img",
+                      only=args.only).items()]
+    outputs += [(name, root / name, text) for name, text in
+                render_regions(args.results, root, draw, args.docs / "img").items()]
     stale = []
-    for name, text in pages.items():
-        path = args.docs / name
+    for name, path, text in outputs:
         if args.check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(name)
         else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
-    root = args.docs.resolve().parent
-    for name, text in render_regions(args.results, root, draw, args.docs / "img").items():
-        path = root / name
-        if args.check:
-            if path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        elif path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
     read = {s.file for s in SECTIONS} | {f for r in REGIONS for f in r.files}

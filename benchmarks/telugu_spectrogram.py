@@ -23,9 +23,8 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     from examples.telugu_codec.corpus import build_default_corpus
     from examples.telugu_codec.data import load_corpus
-    from examples.telugu_codec.model import pad_to_hop
     from examples.telugu_codec.plots import plot_spectrograms
-    from examples.telugu_codec.train import default_cache_dir, eval_subset, load_model
+    from examples.telugu_codec.train import default_cache_dir, eval_subset, evaluate, load_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True)
@@ -38,11 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     _, heldout = load_corpus(build_default_corpus(args.cache_dir / "telugu_corpus", log=quiet),
                              log=quiet)
     clip = eval_subset(heldout, 40.0, model.cfg.sample_rate)[0]
-    x = torch.from_numpy(clip.audio).float()[None, None]
-    with torch.no_grad():
-        y = model.decode(model.encode(pad_to_hop(x, model.hop_length)))[..., : x.shape[-1]]
-    plot_spectrograms(clip.audio, y[0, 0].numpy(), model.cfg.sample_rate, args.out,
-                      title=clip.name)
+    _, (recon,) = evaluate(model, [clip], torch.device("cpu"))  # as the training loop codes it
+    plot_spectrograms(clip.audio, recon, model.cfg.sample_rate, args.out, title=clip.name)
     print(f"wrote {args.out} ({clip.name}, {len(clip.audio) / model.cfg.sample_rate:.1f} s)")
     return 0
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+BASH = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 
 
 def _blocks():
@@ -28,12 +29,10 @@ def test_doc_snippet_runs(code):
 
 def test_readme_gives_the_two_commands():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    first_block = re.search(r"^```bash\n(.*?)^```", text, re.S | re.M).group(1)
+    first_block = BASH.search(text).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
     assert [c for c in commands if c] == ["make demo", "make test"]
 
-
-BASH = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 
 
 def _shell_commands():
@@ -45,13 +44,14 @@ def _shell_commands():
                         yield str(page.relative_to(ROOT)), shlex.split(part)
 
 
-def _script_of(words: list[str]) -> pathlib.Path | None:
-    """The repository file a documented command runs, if it runs one of ours."""
+def _script_of(words: list[str]) -> tuple[pathlib.Path, list[str]] | None:
+    """The repository file a documented command runs, if it runs one of ours, and the words
+    given to it."""
     for i, w in enumerate(words):
         if w.endswith(".py") and (ROOT / w).is_file():
-            return ROOT / w
+            return ROOT / w, words[i + 1:]
         if w == "-m" and i + 1 < len(words) and words[i + 1].startswith("examples."):
-            return ROOT / (words[i + 1].replace(".", "/") + ".py")
+            return ROOT / (words[i + 1].replace(".", "/") + ".py"), words[i + 2:]
     return None
 
 
@@ -67,13 +67,12 @@ def test_documented_shell_commands_name_real_scripts_flags_and_make_targets():
                 assert re.search(rf"^{re.escape(target)}:", makefile, re.M), (page, target)
             checked += 1
             continue
-        script = _script_of(words)
-        if script is None:
+        found = _script_of(words)
+        if found is None:
             continue
+        script, after = found
         assert script.is_file(), (page, words)
         source = script.read_text(encoding="utf-8")
-        after = words[words.index(str(script.relative_to(ROOT))) + 1:] if str(
-            script.relative_to(ROOT)) in words else words[words.index("-m") + 2:]
         for flag in (w.split("=")[0] for w in after if w.startswith("--")):
             assert f'"{flag}"' in source, f"{page}: {script.name} has no flag {flag}"
         checked += 1
