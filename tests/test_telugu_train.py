@@ -109,6 +109,21 @@ def test_vq_warmup_trains_unquantized_then_initialises_the_codebooks(data_dir, t
     assert bool(model.quantizer.initialized)
 
 
+def test_resume_without_a_surviving_checkpoint_drops_the_logged_epochs(data_dir, tmp_path):
+    """A kill between an epoch's log record and its checkpoint leaves a record of an epoch
+    that will run again; when no checkpoint survives at all, the resumed run starts from
+    scratch and must not log that epoch twice."""
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    run = tmp_path / "telugu_codec"
+    for name in ("last.pt", "prev.pt"):
+        (run / name).unlink(missing_ok=True)
+    train(_args(data_dir, tmp_path, "--num_epochs", "2", "--resume"))
+    rows = (run / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2"]
+    assert [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()] \
+        == [1, 2]
+
+
 def test_resume_refuses_a_different_codec(data_dir, tmp_path):
     train(_args(data_dir, tmp_path, "--num_epochs", "1"))
     with pytest.raises(SystemExit, match="pass the same codec flags"):

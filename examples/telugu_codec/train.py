@@ -334,8 +334,11 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
             torch.set_rng_state(state["rng"]["torch"])
             np.random.set_state(state["rng"]["numpy"])
             random.setstate(state["rng"]["python"])
-            runlog.truncate(start_epoch)
             log(f"resumed from {path} (epoch {start_epoch}, step {global_step})")
+        if env.main:
+            # Records past the checkpoint resumed from (or all of them, when none survived)
+            # belong to epochs that will run again.
+            runlog.truncate(start_epoch)
 
     ddp = model
     if env.world > 1:
