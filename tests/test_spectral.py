@@ -126,6 +126,51 @@ def test_mel_filterbank_bands_are_averages_and_never_empty():
     assert freqs[used].min() >= 100.0 - 1e-3 and freqs[used].max() <= 4000.0 + 1e-3
 
 
+# (n_fft, n_mels, sample_rate, f_min, f_max): DAC's smallest and largest scales (the first has
+# empty bands in every variant), common feature settings, a band-limited one
+_LIBROSA_CASES = [(32, 5, 44100, 0.0, None), (2048, 320, 44100, 0.0, None),
+                  (512, 80, 16000, 0.0, None), (1024, 128, 22050, 0.0, 8000.0),
+                  (1024, 80, 24000, 30.0, 11000.0)]
+
+
+@pytest.mark.filterwarnings("ignore:Empty filters detected")  # librosa, on the first case
+@pytest.mark.parametrize("mel_scale,norm", [("slaney", "slaney"), ("htk", None),
+                                            ("slaney", None), ("htk", "slaney")])
+@pytest.mark.parametrize("n_fft,n_mels,sr,f_min,f_max", _LIBROSA_CASES)
+def test_mel_filterbank_matches_librosa(n_fft, n_mels, sr, f_min, f_max, mel_scale, norm):
+    librosa = pytest.importorskip("librosa")  # the test and dev extras install it
+    import numpy as np
+
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max,
+                              htk=mel_scale == "htk", norm=norm, dtype=np.float64)
+    ref = torch.from_numpy(ref).T  # librosa is (n_mels, F); ours is (F, n_mels)
+    for dtype in (torch.float64, torch.float32):
+        fb = mel_filterbank(n_fft // 2 + 1, n_mels, sr, f_min=f_min, f_max=f_max,
+                            mel_scale=mel_scale, norm=norm, dtype=dtype)
+        assert fb.dtype == dtype
+        torch.testing.assert_close(fb.double(), ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+
+
+def test_mel_filterbank_default_is_htk_sum_and_norms_rescale_the_same_triangles():
+    args = (513, 80, 16000)
+    default = mel_filterbank(*args, dtype=torch.float64)
+    assert torch.equal(default, mel_filterbank(*args, mel_scale="htk", norm="sum",
+                                               dtype=torch.float64))
+    peak = mel_filterbank(*args, norm=None, dtype=torch.float64)
+    area = mel_filterbank(*args, norm="slaney", dtype=torch.float64)
+    assert peak.max().item() <= 1.0 and peak.max().item() > 0.99  # triangles of height 1
+    # same triangles, only the column scale differs
+    torch.testing.assert_close(default, peak / peak.sum(0))
+    torch.testing.assert_close(default, area / area.sum(0))
+    slaney = mel_filterbank(*args, mel_scale="slaney", dtype=torch.float64)
+    assert not torch.allclose(slaney, default)  # the scales place the bands differently
+    torch.testing.assert_close(slaney.sum(0), torch.ones(80, dtype=torch.float64))
+    with pytest.raises(ValueError, match="mel_scale 'htk' or 'slaney', got 'mel'"):
+        mel_filterbank(*args, mel_scale="mel")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="norm 'sum', 'slaney' or None, got 'l2'"):
+        mel_filterbank(*args, norm="l2")  # type: ignore[arg-type]
+
+
 def test_state_dict_round_trip(audio):
     loss = MultiScaleMelLoss(SR, **SMALL)
     assert loss.state_dict() == {}  # windows and filterbanks are derived, not saved

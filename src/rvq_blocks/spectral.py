@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -18,12 +19,28 @@ _MEL_BANDS = (5, 10, 20, 40, 80, 160, 320)
 _STFT_SIZES = (512, 1024, 2048)
 
 
-def _hz_to_mel(f: Tensor | float) -> Tensor:
-    return 2595.0 * torch.log10(1.0 + torch.as_tensor(f, dtype=torch.float64) / 700.0)
+# Slaney's Auditory Toolbox scale (librosa's default, htk=False): linear below 1 kHz at
+# 3 bins per 200 Hz, logarithmic above with 27 bins per factor of 6.4
+_SLANEY_HZ_STEP = 200.0 / 3.0
+_SLANEY_BREAK_HZ = 1000.0
+_SLANEY_BREAK_MEL = _SLANEY_BREAK_HZ / _SLANEY_HZ_STEP  # 15
+_SLANEY_LOG_STEP = math.log(6.4) / 27.0
 
 
-def _mel_to_hz(m: Tensor) -> Tensor:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+def _hz_to_mel(f: Tensor | float, scale: str = "htk") -> Tensor:
+    f = torch.as_tensor(f, dtype=torch.float64)
+    if scale == "htk":
+        return 2595.0 * torch.log10(1.0 + f / 700.0)
+    log_part = _SLANEY_BREAK_MEL + torch.log(f.clamp(min=_SLANEY_BREAK_HZ) / _SLANEY_BREAK_HZ
+                                             ) / _SLANEY_LOG_STEP
+    return torch.where(f >= _SLANEY_BREAK_HZ, log_part, f / _SLANEY_HZ_STEP)
+
+
+def _mel_to_hz(m: Tensor, scale: str = "htk") -> Tensor:
+    if scale == "htk":
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    log_part = _SLANEY_BREAK_HZ * torch.exp(_SLANEY_LOG_STEP * (m - _SLANEY_BREAK_MEL))
+    return torch.where(m >= _SLANEY_BREAK_MEL, log_part, m * _SLANEY_HZ_STEP)
 
 
 def mel_filterbank(
@@ -33,16 +50,27 @@ def mel_filterbank(
     *,
     f_min: float = 0.0,
     f_max: float | None = None,
+    mel_scale: Literal["htk", "slaney"] = "htk",
+    norm: Literal["sum", "slaney"] | None = "sum",
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """Triangular mel filterbank (HTK mel scale) whose bands each sum to 1.
+    """Triangular mel filterbank; by default HTK-scaled with bands that each sum to 1.
 
-    Band ``m`` is a triangle between mel-spaced edges. Each column is normalised to sum to
-    1, so a band's output is a weighted *average* of the bin powers: white noise of
-    variance ``v`` gives ``v`` in every band, whatever ``n_mels``. A band too narrow to
-    contain any bin (short windows, many bands) takes the bin nearest its centre instead of
-    being empty, so no band is silently zero.
+    Band ``m`` is a triangle between mel-spaced edges. With ``norm="sum"`` (the default,
+    used by :class:`MultiScaleMelLoss`) each column is normalised to sum to 1, so a band's
+    output is a weighted *average* of the bin powers: white noise of variance ``v`` gives
+    ``v`` in every band, whatever ``n_mels``; a band too narrow to contain any bin (short
+    windows, many bands) takes the bin nearest its centre instead of being empty, so no band
+    is silently zero.
+
+    ``mel_scale="slaney", norm="slaney"`` gives the filters of ``librosa.filters.mel`` (its
+    defaults) and ``torchaudio``'s ``melscale_fbanks(..., norm="slaney", mel_scale="slaney")``,
+    which DAC's mel loss uses: Slaney's scale (linear below 1 kHz, logarithmic above), each
+    triangle scaled by ``2 / (hi - lo)`` in Hz, so band sums grow with bandwidth. Pick these
+    to compare mel features or loss values with those tools; keep the default for a loss whose
+    scale does not depend on ``n_mels``. With ``norm="slaney"`` or ``None`` (peak 1) an empty
+    band stays zero, as in librosa.
 
     Args:
         n_freqs: Number of one-sided frequency bins, ``n_fft // 2 + 1``.
@@ -50,6 +78,9 @@ def mel_filterbank(
         sample_rate: Sampling rate in Hz.
         f_min: Lowest edge in Hz.
         f_max: Highest edge in Hz; defaults to ``sample_rate / 2``.
+        mel_scale: ``"htk"`` (``2595 log10(1 + f / 700)``) or ``"slaney"``.
+        norm: ``"sum"`` (each band sums to 1), ``"slaney"`` (area normalisation, librosa's
+            default) or ``None`` (triangles of height 1).
         device: Device of the result.
         dtype: Dtype of the result (default: torch's default dtype).
 
@@ -57,11 +88,11 @@ def mel_filterbank(
         The filterbank; ``power (..., F) @ fb`` gives mel band powers ``(..., n_mels)``.
 
     Raises:
-        ValueError: If a size is below 1 (``n_freqs`` below 2) or the band edges are not
-            ``0 <= f_min < f_max <= sample_rate / 2``.
+        ValueError: If a size is below 1 (``n_freqs`` below 2), the band edges are not
+            ``0 <= f_min < f_max <= sample_rate / 2``, or ``mel_scale``/``norm`` is unknown.
 
     Shape:
-        - Output: ``(n_freqs, n_mels)``.
+        - Output: ``(n_freqs, n_mels)`` (the transpose of librosa's ``(n_mels, n_freqs)``).
     """
     owner = "mel_filterbank"
     if n_freqs < 2 or n_mels < 1:
@@ -69,22 +100,30 @@ def mel_filterbank(
                          f"got n_freqs={n_freqs}, n_mels={n_mels}")
     if not sample_rate > 0:
         raise ValueError(f"{owner} expected sample_rate > 0, got {sample_rate}")
+    if mel_scale not in ("htk", "slaney"):
+        raise ValueError(f"{owner} expected mel_scale 'htk' or 'slaney', got {mel_scale!r}")
+    if norm not in ("sum", "slaney", None):
+        raise ValueError(f"{owner} expected norm 'sum', 'slaney' or None, got {norm!r}")
     nyquist = sample_rate / 2
     f_max = nyquist if f_max is None else f_max
     if not 0.0 <= f_min < f_max <= nyquist:
         raise ValueError(f"{owner} expected 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}, "
                          f"got f_min={f_min}, f_max={f_max}")
     freqs = torch.linspace(0.0, nyquist, n_freqs, dtype=torch.float64)  # (F,)
-    edges = _mel_to_hz(torch.linspace(_hz_to_mel(f_min).item(), _hz_to_mel(f_max).item(),
-                                      n_mels + 2, dtype=torch.float64))  # (M + 2,)
+    mels = torch.linspace(_hz_to_mel(f_min, mel_scale).item(),
+                          _hz_to_mel(f_max, mel_scale).item(), n_mels + 2, dtype=torch.float64)
+    edges = _mel_to_hz(mels, mel_scale)  # (M + 2,)
     lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]  # (M,) each
     rise = (freqs[:, None] - lo) / (mid - lo)  # (F, M)
     fall = (hi - freqs[:, None]) / (hi - mid)  # (F, M)
     fb = torch.clamp(torch.minimum(rise, fall), min=0.0)  # (F, M)
-    empty = fb.sum(0) == 0  # (M,)
-    nearest = (freqs[:, None] - mid).abs().argmin(0)  # (M,)
-    fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0
-    fb = fb / fb.sum(0, keepdim=True)
+    if norm == "sum":
+        empty = fb.sum(0) == 0  # (M,)
+        nearest = (freqs[:, None] - mid).abs().argmin(0)  # (M,)
+        fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0
+        fb = fb / fb.sum(0, keepdim=True)
+    elif norm == "slaney":
+        fb = fb * (2.0 / (hi - lo))
     return fb.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
