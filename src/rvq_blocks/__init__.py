@@ -5,6 +5,8 @@ T frames, Q quantizers, K codebook size, N flattened vectors.
 """
 
 from .balancer import LossBalancer
+from .complex_stft import ComplexSTFTLoss, complex_stft_loss
+from .istft_head import ISTFTHead, istft_same, stft_same
 from .outputs import CodebookUsage, RVQOutput
 from .residual_vq import ResidualVQ
 from .rms_loss import RMSScaleLoss, per_example_rms, rms_scale_loss
@@ -21,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CodebookUsage",
+    "ComplexSTFTLoss",
+    "ISTFTHead",
     "LossBalancer",
     "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",
@@ -29,10 +33,13 @@ __all__ = [
     "ResidualVQ",
     "ScaledTanhHead",
     "__version__",
+    "complex_stft_loss",
+    "istft_same",
     "mel_filterbank",
     "multi_resolution_stft_loss",
     "multi_scale_mel_loss",
     "per_example_rms",
     "rms_scale_loss",
     "scaled_tanh",
+    "stft_same",
 ]

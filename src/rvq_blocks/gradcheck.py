@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from .balancer import LossBalancer
+from .complex_stft import complex_stft_loss
+from .istft_head import ISTFTHead
 from .residual_vq import ResidualVQ
 from .rms_loss import rms_scale_loss
 from .scaled_tanh import ScaledTanhHead
@@ -91,6 +93,10 @@ def _other_checks() -> Iterator[CheckResult]:
         p, t, fft_sizes=(64, 128)), audio, ref)
     yield run_gradcheck("multi_scale_mel_loss", lambda p, t: multi_scale_mel_loss(
         p, t, 16000, window_lengths=(128, 256), n_mels=(16, 32)), audio, ref)
+    yield run_gradcheck("complex_stft_loss", lambda p, t: complex_stft_loss(
+        p, t, resolutions=((64, 16), (128, 32))), audio, ref)
+    yield run_gradcheck("ISTFTHead", ISTFTHead(4, 16, 4, max_magnitude=1e3).double(),
+                        torch.randn(1, 4, 3))
     yield _balancer_check()
     torch.manual_seed(0)
     codec = _TinyCodec(ResidualVQ(4, 2, 8))

@@ -1,0 +1,90 @@
+"""ISTFTHead, stft_same / istft_same and the compressed complex STFT loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rvq_blocks import ComplexSTFTLoss, ISTFTHead, complex_stft_loss, istft_same, stft_same
+
+
+def test_same_padding_round_trips_exactly() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 320 * 7, dtype=torch.float64)
+    spec = stft_same(x, 1280, 320)
+    assert spec.shape == (3, 641, 7)
+    y = istft_same(spec, 1280, 320)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x, atol=1e-10)
+
+
+def test_head_output_length_and_bound() -> None:
+    torch.manual_seed(0)
+    head = ISTFTHead(8, 64, 16, max_magnitude=2.0)
+    with torch.no_grad():
+        head.proj.bias.fill_(50.0)  # exp(50) without the clip
+    y = head(torch.randn(2, 8, 5))
+    assert y.shape == (2, 1, 80)
+    assert torch.isfinite(y).all()
+    assert head.spectrum(torch.randn(2, 8, 5)).abs().max() <= 2.0 + 1e-5
+
+
+def test_head_rejects_bad_input() -> None:
+    head = ISTFTHead(8, 64, 16)
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, 8, T\).*got \(2, 7, 5\)"):
+        head(torch.randn(2, 7, 5))
+    with pytest.raises(ValueError, match="n_fft"):
+        ISTFTHead(8, 63, 16)
+    with pytest.raises(ValueError, match="multiple of hop_length=16"):
+        stft_same(torch.randn(1, 50), 64, 16)
+    with pytest.raises(ValueError, match=r"\(B, 33, T\)"):
+        istft_same(torch.randn(1, 30, 4, dtype=torch.complex64), 64, 16)
+
+
+@pytest.mark.gradcheck
+def test_head_gradcheck() -> None:
+    torch.manual_seed(0)
+    head = ISTFTHead(4, 16, 4, max_magnitude=1e3).double()
+    x = torch.randn(1, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(head, (x,))
+
+
+@pytest.mark.gradcheck
+def test_complex_loss_gradcheck() -> None:
+    torch.manual_seed(0)
+    p = torch.randn(1, 1, 128, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(1, 1, 128, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda a: complex_stft_loss(a, t, resolutions=((32, 8), (64, 16))), (p,))
+
+
+def test_complex_loss_zero_on_equal_and_sees_phase() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 4000)
+    loss = ComplexSTFTLoss()
+    assert float(loss(x, x)) == 0.0
+    # a sign flip keeps every magnitude: only the complex term sees it
+    flipped = float(complex_stft_loss(-x, x))
+    assert flipped > 0.1
+    assert float(complex_stft_loss(-x, x, complex_weight=0.0)) < 1e-6
+
+
+def test_complex_loss_weights_quiet_bins() -> None:
+    # the same relative error 40 dB down: 0.01 ** 0.6 of the loud one, not 0.01 ** 2 (plain MSE)
+    torch.manual_seed(0)
+    x = torch.randn(1, 4000)
+    loud = float(complex_stft_loss(1.1 * x, x))
+    quiet = float(complex_stft_loss(0.011 * x, 0.01 * x))
+    assert quiet / loud > 100 * 0.01 ** 2  # plain squared error: 0.01 ** 2
+    assert math.isclose(quiet / loud, 0.01 ** 0.6, rel_tol=0.05)
+
+
+def test_complex_loss_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"same shape, got \(1, 1, 4000\) and \(1, 4000\)"):
+        complex_stft_loss(torch.randn(1, 1, 4000), torch.randn(1, 4000))
+    with pytest.raises(ValueError, match="at least 1025 samples"):
+        complex_stft_loss(torch.randn(1, 100), torch.randn(1, 100))
+    with pytest.raises(ValueError, match="compression"):
+        ComplexSTFTLoss(compression=0.0)
