@@ -44,6 +44,7 @@ bench: bench-setup
 	$(PY) benchmarks/bench_speed.py --out benchmarks/results/speed.json
 	$(PY) benchmarks/bench_memory.py --out benchmarks/results/memory.json
 	$(PY) benchmarks/bench_failure_modes.py --out benchmarks/results/failure_modes.json --no-report
+	$(PY) benchmarks/bench_codebook_usage.py --out benchmarks/results/codebook_usage.json
 	$(PY) benchmarks/report.py
 
 # re-render docs/benchmarks.md, docs/failure_modes.md and their plots from benchmarks/results/*.json

@@ -196,3 +196,94 @@ def test_codec_quality_cli_writes_json_that_the_report_renders(tmp_path):
     assert "| **Telugu codec** | 2 of 2 quantizers | 0.40 |" in text
     # Without its JSON the section is left out, not noted.
     assert "codec_quality" not in report.render(tmp_path / "ckpt")["benchmarks.md"]
+
+
+# ----------------------------------------------------------------- bench_codebook_usage.py
+def _load_usage_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_codebook_usage",
+                                                  BENCH / "bench_codebook_usage.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tiny_corpus(root: pathlib.Path) -> pathlib.Path:
+    """train/ and heldout/ WAVs of tones in noise (1 s, 16 kHz)."""
+    np = pytest.importorskip("numpy")
+    sf = pytest.importorskip("soundfile")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for split, n in (("train", 3), ("heldout", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            f0 = 110.0 * (i + 2) + (7.0 if split == "heldout" else 0.0)
+            audio = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.02 * rng.standard_normal(t.size)
+            sf.write(root / split / f"{i}.wav", audio.astype(np.float32), 16000)
+    return root
+
+
+def test_codebook_usage_smoke(tmp_path):
+    """Every variant on both models, tiny sizes, 3 steps: the JSON schema and the figures."""
+    bench = _load_usage_bench()
+    out = tmp_path / "usage.json"
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--quick", "--threads", "1", "--data_dir",
+                    str(_tiny_corpus(tmp_path / "data")), "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    results = json.loads(out.read_text())
+    meta = results["meta"]
+    assert {"torch", "threads", "machine", "steps", "seed", "data"} <= set(meta)
+    assert meta["steps"] == 3 and meta["checkpoints"] == [1, 3]
+    assert set(results["models"]) == {"a", "b"}
+    for key, model in results["models"].items():
+        q, k = model["num_quantizers"], model["codebook_size"]
+        frames = model["segment_samples"] // model["hop_length"]
+        # the window: 12 x codebook_size frames, or every held-out frame when there are fewer
+        assert model["eval_frames"] == min(model["heldout_frames_available"],
+                                           -(-12 * k // frames) * frames)
+        rows = {r["variant"]: r for r in model["results"]}
+        assert list(rows) == list(bench.VARIANTS)
+        for name, row in rows.items():
+            if "skipped" in row:  # only the peer may be missing (it is in the bench extra)
+                assert name == "vqtorch", row
+                continue
+            assert [c["step"] for c in row["checkpoints"]] == [1, 3], (key, name)
+            for c in row["checkpoints"]:
+                used = c["codes_used"]
+                assert len(used) == q
+                # fractions of the codebook, and at least one code chosen per stage
+                assert all(1 / k <= u <= 1 for u in used), (key, name, used)
+                assert c["min_codes_used"] == min(used)
+                assert c["mean_codes_used"] == pytest.approx(sum(used) / q)
+                assert all(float(u * k).is_integer() for u in used)
+                assert isinstance(c["snr_db"], float) and c["snr_db"] == c["snr_db"]
+            assert row["final"]["step"] == 3 and row["steps_run"] == 3
+            assert row["s_per_step"] > 0
+
+
+def test_codebook_usage_simvq_behaves_like_residual_vq():
+    """The benchmark's SimVQ: codes decode to the forward output, straight-through gradient
+    to the latents, and the codebook loss trains the linear map (not the frozen matrix)."""
+    import torch
+
+    bench = _load_usage_bench()
+    torch.manual_seed(0)
+    vq = bench.SimVQ(dim=6, num_quantizers=3, codebook_size=16)
+    x = torch.randn(2, 6, 10, requires_grad=True)
+    out = vq(x)
+    assert out.indices.shape == (2, 3, 10)
+    assert torch.equal(vq.encode(x), out.indices)
+    torch.testing.assert_close(vq.decode(out.indices), out.quantized.detach())
+    (out.quantized * 3.0).sum().backward(retain_graph=True)
+    torch.testing.assert_close(x.grad, torch.full_like(x, 3.0))
+    out.loss.backward()
+    assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in vq.proj)
+    assert not vq.frozen.requires_grad
+    assert [n for n, _ in vq.named_parameters()] == ["proj.0.weight", "proj.1.weight",
+                                                       "proj.2.weight"]
