@@ -5,6 +5,11 @@ call it, in the same order, with tensors of the same size. Callers guarantee tha
 *whether* to call from values that are already identical on every rank (options, step counts,
 all-reduced statistics), never from a rank's own data. Under ``torch.compile`` each runs
 eagerly (a graph break), so the collective is the plain c10d call.
+
+The functions are wrapped with ``torch._disable_dynamo``, torch's own lazy form of
+``torch.compiler.disable``: the public decorator imports ``torch._dynamo`` when the module is
+loaded, which added over a second to ``import rvq_blocks``; the lazy form imports it on the
+first call, and ``torch.compile`` never traces into it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch._compile import _disable_dynamo as _eager
 
 
 def is_active(sync: bool | None, owner: str) -> bool:
@@ -31,7 +37,7 @@ def rank() -> int:
     return dist.get_rank()
 
 
-@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
+@_eager  # eager c10d calls: a graph break, never a traced collective
 def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     """Sum every tensor of ``parts`` over the ranks with **one** ``all_reduce`` of a flat
     float buffer; returns new tensors shaped and typed like ``parts``."""
@@ -40,7 +46,7 @@ def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     return _unpack(flat, parts)
 
 
-@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
+@_eager  # eager c10d calls: a graph break, never a traced collective
 def broadcast_(parts: list[Tensor], src: int = 0) -> None:
     """Overwrite ``parts`` in place on every rank with rank ``src``'s values (one broadcast)."""
     flat = torch.cat([p.detach().reshape(-1).to(parts[0].dtype) for p in parts])
@@ -57,7 +63,7 @@ def _unpack(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
     return out
 
 
-@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
+@_eager  # eager c10d calls: a graph break, never a traced collective
 def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     """All ranks' rows ``(M_r, D)`` concatenated in rank order on rank 0, ``None`` elsewhere.
 
@@ -82,7 +88,7 @@ def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     return torch.cat([c[:s] for c, s in zip(chunks, sizes, strict=True)])
 
 
-@torch.compiler.disable  # eager c10d calls: a graph break, never a traced collective
+@_eager  # eager c10d calls: a graph break, never a traced collective
 def shared_generator(device: torch.device) -> torch.Generator:
     """A CPU generator seeded identically on every rank (rank 0 draws the seed from its global
     RNG and broadcasts it): the same draws everywhere without a collective per draw."""
