@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,18 @@ def test_module_runs_as_a_command():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " passed, 0 failed" in proc.stdout
+
+
+def test_help_names_the_command_and_is_plain_text():
+    module = subprocess.run([sys.executable, "-m", "rvq_blocks.gradcheck", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert module.returncode == 0, module.stderr
+    assert module.stdout.startswith("usage: python -m rvq_blocks.gradcheck")
+    script = Path(sys.executable).parent / "rvq-blocks-gradcheck"  # the console script
+    if not script.exists():
+        pytest.skip("rvq-blocks-gradcheck is not installed beside this interpreter")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: rvq-blocks-gradcheck")
+    for text in (module.stdout, proc.stdout):
+        assert "``" not in text and ":class:" not in text and "pass/fail table" in text

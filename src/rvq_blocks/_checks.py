@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -65,7 +68,7 @@ def check_range(name: str, value: float, low: float, high: float, owner: str,
     return float(value)
 
 
-def check_state_version(local_metadata: dict, current: int, prefix: str, owner: str,
+def check_state_version(local_metadata: Mapping[str, Any], current: int, prefix: str, owner: str,
                         error_msgs: list[str]) -> int:
     """The state_dict layout version of a module's entries (1 when unrecorded, as in files
     written before versioning); a version newer than ``current`` is reported in

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ._checks import check_state_version
 
@@ -25,6 +26,19 @@ def _default_reduce(x: Tensor) -> Tensor:
         dist.all_reduce(x, op=dist.ReduceOp.SUM)
         return x / dist.get_world_size()
     return x
+
+
+class _Record(TypedDict, total=False):
+    """What the last ``backward`` left for :attr:`LossBalancer.metrics`."""
+
+    values: Tensor
+    scales: Tensor
+    norms: Tensor | None
+    ema: Tensor
+    extra_names: list[str]
+    extra: list[Tensor]
+    effective: Tensor
+    skipped: bool
 
 
 class LossBalancer(nn.Module):
@@ -106,6 +120,9 @@ class LossBalancer(nn.Module):
     """
 
     _version = 1
+    norm_ema_sum: Tensor
+    norm_ema_weight: Tensor
+    num_skipped: Tensor
 
     def __init__(
         self,
@@ -156,7 +173,7 @@ class LossBalancer(nn.Module):
         self.register_buffer("norm_ema_sum", torch.empty(n, device=device, dtype=dtype))
         self.register_buffer("norm_ema_weight", torch.empty((), device=device, dtype=dtype))
         self.register_buffer("num_skipped", torch.empty((), device=device, dtype=torch.long))
-        self._last: dict[str, Tensor] = {}
+        self._last: _Record = {}
         self._last_nonfinite: tuple[str, ...] = ()
         self.reset_parameters()
 
@@ -258,8 +275,9 @@ class LossBalancer(nn.Module):
                 seeds.append(torch.ones_like(extra_total))
             torch.autograd.backward(roots, seeds)
         else:
-            total = sum(self.weights[k] * losses[k].reshape(()) for k in self.names)
-            (total if extra_total is None else total + extra_total).backward()
+            total = sum((self.weights[k] * losses[k].reshape(()) for k in self.names),
+                        vals.new_zeros(()))
+            torch.autograd.backward(total if extra_total is None else total + extra_total)
         return effective
 
     def _ranks(self) -> int:
@@ -373,21 +391,27 @@ class LossBalancer(nn.Module):
         out["total"] = last["effective"].item()
         return out
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):  # noqa: D102
+    @override
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              local_metadata: dict[str, Any], strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
         check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
+    @override
     def get_extra_state(self) -> Any:
         return {"names": list(self.names)}
 
+    @override
     def set_extra_state(self, state: Any) -> None:
         names = list(state.get("names", [])) if isinstance(state, dict) else []
         if names != list(self.names):
             raise ValueError(f"{_OWNER} state_dict holds losses {names}, this balancer has "
                              f"{list(self.names)}")
 
+    @override
     def extra_repr(self) -> str:
         return (f"weights={self.weights}, balance_grads={self.balance_grads}, "
                 f"total_norm={self.total_norm}, ema_decay={self.ema_decay}, "

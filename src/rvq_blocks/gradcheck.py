@@ -4,12 +4,14 @@ Prints a pass/fail table and exits non-zero if any check fails, so it runs the s
 installed copy as in the repository (``pytest -m gradcheck`` there).
 """
 
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from torch import nn
 from .balancer import LossBalancer
 from .complex_stft import complex_stft_loss
 from .istft_head import ISTFTHead
+from .outputs import RVQOutput
 from .residual_vq import ResidualVQ
 from .rms_loss import rms_scale_loss
 from .scaled_tanh import ScaledTanhHead
@@ -31,7 +34,10 @@ from .testing import (
     run_gradcheck,
 )
 
-_RVQ_CONFIGS: dict[str, dict] = {
+_HELP = """Float64 gradient checks of every rvq_blocks block on this installation.
+Prints a pass/fail table; the exit status is 1 if any check fails."""
+
+_RVQ_CONFIGS: dict[str, dict[str, Any]] = {
     "ema": {},
     "learned": {"ema": False},
     "factorized-cosine": {"codebook_dim": 2, "use_cosine": True},
@@ -75,7 +81,8 @@ def _rvq_checks() -> Iterator[CheckResult]:
 def _with_forced_codes(rvq: ResidualVQ, x: torch.Tensor) -> torch.Tensor:
     """The commitment loss as a smooth function of ``x`` with the codes held fixed."""
     with forced_codes(rvq, rvq.encode(x.detach())):
-        return rvq(x).commitment_loss
+        out: RVQOutput = rvq(x)
+        return out.commitment_loss
 
 
 def _other_checks() -> Iterator[CheckResult]:
@@ -124,6 +131,7 @@ def _balancer_check() -> CheckResult:
     x = torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True)
     y = model(x)
     balancer.backward(losses(y), y)
+    assert x.grad is not None  # backward filled it
     analytic = x.grad.clone()
     w = torch.tensor([balancer.weights[k] for k in balancer.names], dtype=torch.float64)
     scales = balancer.total_norm * w / w.sum() / (balancer.eps + balancer.ema_norms)
@@ -163,9 +171,14 @@ def run_all(report: Callable[[str], None] = print) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m rvq_blocks.gradcheck",
-                            description=__doc__).parse_args(argv)
+    """Entry point of ``rvq-blocks-gradcheck`` and ``python -m rvq_blocks.gradcheck``."""
+    prog = "python -m rvq_blocks.gradcheck" if _run_as_module() else None  # None: argv[0]
+    argparse.ArgumentParser(prog=prog, description=_HELP).parse_args(argv)
     return 0 if run_all() else 1
+
+
+def _run_as_module() -> bool:
+    return sys.argv[0].endswith(("gradcheck.py", "__main__.py"))
 
 
 if __name__ == "__main__":

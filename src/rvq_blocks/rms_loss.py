@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ._checks import check_float_tensor
 
@@ -229,12 +230,18 @@ class RMSScaleLoss(nn.Module):
         self.eps = float(eps)
         self.reduction = reduction
 
+    if TYPE_CHECKING:  # nn.Module.__call__ is untyped: give loss(...) forward's signature
+        def __call__(self, pred: Tensor, target: Tensor,
+                     mask: Tensor | None = None) -> Tensor: ...
+
+    @override
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """Compute the loss; see :func:`rms_scale_loss`."""
         return rms_scale_loss(pred, target, mask, remove_mean=self.remove_mean,
                               domain=self.domain, dc_weight=self.dc_weight, eps=self.eps,
                               reduction=self.reduction)
 
+    @override
     def extra_repr(self) -> str:
         return (f"remove_mean={self.remove_mean}, domain={self.domain!r}, "
                 f"dc_weight={self.dc_weight}, eps={self.eps}, reduction={self.reduction!r}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ._checks import check_float_tensor, check_state_version
 
@@ -170,6 +171,10 @@ class ScaledTanhHead(nn.Module):
         """The current scale, detached: ``()`` or ``(C,)``, ready to log."""
         return self._scale().detach()
 
+    if TYPE_CHECKING:  # nn.Module.__call__ is untyped: give head(x) forward's signature
+        def __call__(self, x: Tensor) -> Tensor: ...
+
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``tanh(scale * x)``.
 
@@ -211,12 +216,16 @@ class ScaledTanhHead(nn.Module):
                              f"got {threshold}")
         return (y.detach().abs() > threshold).float().mean()
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):  # noqa: D102
+    @override
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              local_metadata: dict[str, Any], strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
         check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
+    @override
     def extra_repr(self) -> str:
         return (f"init_scale={self.init_scale}, channels={self.channels}, "
                 f"parametrization={self.parametrization!r}, learnable={self.learnable}")

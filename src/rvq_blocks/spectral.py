@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ._checks import check_float_tensor
 
@@ -213,6 +214,10 @@ class _MultiScaleSpectralLoss(nn.Module):
     log_weight: float
     mag_weight: float
 
+    if TYPE_CHECKING:  # nn.Module.__call__ is untyped: give loss(...) forward's signature
+        def __call__(self, pred: Tensor, target: Tensor) -> Tensor: ...
+
+    @override
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         """Compute the loss (a 0-d tensor)."""
         owner = type(self).__name__
@@ -284,6 +289,7 @@ class MultiResolutionSTFTLoss(_MultiScaleSpectralLoss):
             self.register_buffer(f"window_{i}", torch.hann_window(n, device=device, dtype=dtype),
                                  persistent=False)
 
+    @override
     def extra_repr(self) -> str:
         return (f"fft_sizes={self.fft_sizes}, hop_sizes={self.hop_sizes}, floor={self.floor}, "
                 f"log_weight={self.log_weight}, mag_weight={self.mag_weight}")
@@ -362,6 +368,7 @@ class MultiScaleMelLoss(_MultiScaleSpectralLoss):
                                 device=device, dtype=dtype)
             self.register_buffer(f"filterbank_{i}", fb, persistent=False)
 
+    @override
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, window_lengths={self.window_lengths}, "
                 f"n_mels={self.n_mels}, floor={self.floor}, log_weight={self.log_weight}, "

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from .residual_vq import ResidualVQ
@@ -50,7 +51,7 @@ class CheckResult:
 def forced_codes(rvq: ResidualVQ, codes: Tensor) -> Iterator[None]:
     """Within the block, ``rvq`` uses ``codes`` ``(B, n, T)`` instead of searching for codes,
     so its losses are smooth functions of the input (for finite differences)."""
-    rvq._forced_indices = codes.transpose(1, 2).reshape(-1, codes.shape[1])  # (N, n)
+    rvq._forced_indices = rearrange(codes, "b n t -> (b t) n")  # (N, n)
     try:
         yield
     finally:
@@ -135,8 +136,8 @@ def check_gradients(module: nn.Module, example_input: Tensor, *, atol: float = 1
     quantizers = [(n or "model", m) for n, m in model.named_modules() if isinstance(m, ResidualVQ)]
     seen: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
 
-    def recorder(name: str):
-        def hook(mod: nn.Module, args: tuple, out: object) -> None:
+    def recorder(name: str) -> Callable[[nn.Module, tuple[Tensor, ...], object], None]:
+        def hook(mod: nn.Module, args: tuple[Tensor, ...], out: object) -> None:
             seen[name] = (args[0].detach(), out.indices.detach(),  # type: ignore[attr-defined]
                           out.codebook_loss.detach())  # type: ignore[attr-defined]
         return hook
@@ -152,10 +153,11 @@ def check_gradients(module: nn.Module, example_input: Tensor, *, atol: float = 1
             results.append(check_straight_through(m, seen[name][0], f"{name}: straight-through"))
         results.append(check_commitment_gradients(m, seen[name][0], f"{name}: commitment"))
 
-    def linearised(name: str):
+    def linearised(name: str) -> tuple[Callable[[nn.Module, tuple[Tensor, ...], object],
+                                                object], Tensor]:
         x0, codes, codebook_loss0 = seen[name]
 
-        def hook(mod: nn.Module, args: tuple, out: object) -> object:
+        def hook(mod: nn.Module, args: tuple[Tensor, ...], out: object) -> object:
             # The codebook loss is a stop-gradient function of the input by design: hold it
             # at its value at x0 so that finite differences see what the gradient claims.
             loss = out.loss - out.codebook_loss.mean() + codebook_loss0.mean()  # type: ignore
