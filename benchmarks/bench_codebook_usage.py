@@ -454,13 +454,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data_dir", type=Path, default=None,
                     help="audio directory (train/ + heldout/); default: the example's corpus")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke mode: tiny models (2 x 16 codes), 3 steps, batch 2")
+                    help="smoke mode: tiny models (2 x 16 codes), 2 steps, batch 2")
     ap.add_argument("--label", default="", help="free text recorded in the JSON (e.g. which "
                     "code was measured)")
     ap.add_argument("--out", type=Path, help="write results as JSON")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.batch, args.checkpoints = 3, 2, "1,3"
+        args.steps, args.batch, args.checkpoints = 2, 2, "1,2"
     args.checkpoints = [int(s) for s in args.checkpoints.split(",") if s]
     args.variants = [v for v in args.variants.split(",") if v]
     args.models = [m for m in args.models.split(",") if m]

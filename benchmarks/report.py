@@ -859,6 +859,75 @@ share (one thread per run): it says nothing about the variants' cost, which is t
     return "\n".join(out)
 
 
+USAGE_LABELS = {"ours": "`ResidualVQ` defaults", "ema_false": "`ema=False`",
+                "cosine": "`use_cosine=True`", "codebook_dim8": "`codebook_dim=8`",
+                "rotation": "`gradient_estimator=\"rotation\"`",
+                "simvq": "SimVQ (frozen Gaussian x learned linear map)",
+                "vqtorch": "vector-quantize-pytorch (k-means, EMA 0.99, dead-code 2)"}
+
+
+def _upct(x: float) -> str:
+    """A percentage with a decimal below 10% (0.1% of a 1,024-code book is one code)."""
+    return pct(x, 1 if x < 0.1 else 0)
+
+
+def _usage_tables(data: dict) -> str:
+    """One table per model: min / mean over stages of the held-out codes in use per step."""
+    meta, out = data["meta"], []
+    for key, m in data.get("models", {}).items():
+        results = m.get("results") or []
+        steps = sorted({c["step"] for r in results for c in r.get("checkpoints", [])})
+        header = ["quantizer", *[f"step {s}" for s in steps], "SNR dB", "SI-SNR dB", "s/step"]
+        rows = []
+        for r in results:
+            label = USAGE_LABELS.get(r["variant"], r["variant"])
+            if "skipped" in r:
+                rows.append([label, f"skipped: {r['skipped']}", *[""] * (len(header) - 2)])
+                continue
+            by_step = {c["step"]: c for c in r.get("checkpoints", [])}
+            cells = [f"{_upct(by_step[s]['min_codes_used'])} / "
+                     f"{_upct(by_step[s]['mean_codes_used'])}" if s in by_step else "-"
+                     for s in steps]
+            final = r.get("final") or {}
+            if r.get("diverged_at_step"):
+                label += f" (diverged at step {r['diverged_at_step']})"
+            rows.append([label, *cells, num(final["snr_db"]) if final else "-",
+                         num(final["si_snr_db"]) if final else "-", num(r["s_per_step"], 2)])
+        cfg = (f"{m['num_quantizers']} x {m['codebook_size']} codes, {m['latent_dim']}-d latents "
+               f"at {m['frame_rate']:.1f} Hz")
+        out.append(f"**Model {key}**: {m['description']}; {cfg}. Codes in use counted over "
+                   f"{m['eval_frames']:,} held-out frames ({m['heldout_frames_available']:,} "
+                   f"available).\n\n" + table(header, rows))
+    steps_note = (f"{meta.get('steps')} Adam steps (lr {meta.get('lr')}) of {meta.get('batch')} x "
+                  f"{meta.get('segment_seconds')} s crops, loss `{meta.get('loss')}`")
+    label = f" Code measured: {meta['label']}." if meta.get("label") else ""
+    return (f"{steps_note}, seed {meta.get('seed')}; the same initial weights and crops for "
+            f"every quantizer.{label} Each cell is the fraction of each stage's codebook "
+            "chosen at least once on the held-out window (eval mode, `encode`): the smallest "
+            "over the stages / their mean. SNR and SI-SNR are those of the held-out window at "
+            "the last step; s/step is wall time on a shared machine (compare within a table "
+            f"only). {machine(meta)}\n\n" + "\n".join(out))
+
+
+USAGE_INTRO = """Issue 12's harness (`benchmarks/bench_codebook_usage.py`): two waveform
+autoencoders trained on the Telugu example's synthetic corpus, each with every quantizer in
+place of its own; per-stage codes in use on held-out audio at steps 25, 50, 100, 200 and 400.
+The goal: every stage at 90% or more by step 100 and never below 80% after, on both models."""
+
+
+@section("codebook_usage_before.json", order=46, optional=True)
+def codebook_usage_before(data: dict, fig: Figures) -> str:
+    return ("## Codebook usage in the first training steps: before issue 12\n\n"
+            + USAGE_INTRO + " These are the figures of `ResidualVQ` before that work.\n\n"
+            + _usage_tables(data))
+
+
+@section("codebook_usage.json", order=47, optional=True)
+def codebook_usage(data: dict, fig: Figures) -> str:
+    return ("## Codebook usage in the first training steps\n\n" + USAGE_INTRO + "\n\n"
+            + _usage_tables(data))
+
+
 @section("ddp.json", order=60)
 def ddp_section(data: dict, fig: Figures) -> str:
     """DDP overhead of the codebook sync, and bf16-vs-float32 code agreement."""

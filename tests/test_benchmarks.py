@@ -225,7 +225,7 @@ def _tiny_corpus(root: pathlib.Path) -> pathlib.Path:
 
 
 def test_codebook_usage_smoke(tmp_path):
-    """Every variant on both models, tiny sizes, 3 steps: the JSON schema and the figures."""
+    """Every variant on both models, tiny sizes, 2 steps: the JSON schema and the figures."""
     bench = _load_usage_bench()
     out = tmp_path / "usage.json"
     import torch
@@ -239,7 +239,7 @@ def test_codebook_usage_smoke(tmp_path):
     results = json.loads(out.read_text())
     meta = results["meta"]
     assert {"torch", "threads", "machine", "steps", "seed", "data"} <= set(meta)
-    assert meta["steps"] == 3 and meta["checkpoints"] == [1, 3]
+    assert meta["steps"] == 2 and meta["checkpoints"] == [1, 2]
     assert set(results["models"]) == {"a", "b"}
     for key, model in results["models"].items():
         q, k = model["num_quantizers"], model["codebook_size"]
@@ -253,7 +253,7 @@ def test_codebook_usage_smoke(tmp_path):
             if "skipped" in row:  # only the peer may be missing (it is in the bench extra)
                 assert name == "vqtorch", row
                 continue
-            assert [c["step"] for c in row["checkpoints"]] == [1, 3], (key, name)
+            assert [c["step"] for c in row["checkpoints"]] == [1, 2], (key, name)
             for c in row["checkpoints"]:
                 used = c["codes_used"]
                 assert len(used) == q
@@ -263,8 +263,15 @@ def test_codebook_usage_smoke(tmp_path):
                 assert c["mean_codes_used"] == pytest.approx(sum(used) / q)
                 assert all(float(u * k).is_integer() for u in used)
                 assert isinstance(c["snr_db"], float) and c["snr_db"] == c["snr_db"]
-            assert row["final"]["step"] == 3 and row["steps_run"] == 3
+            assert row["final"]["step"] == 2 and row["steps_run"] == 2
             assert row["s_per_step"] > 0
+    # docs/benchmarks.md renders it: one row per quantizer, one column per checkpoint step
+    sys.path.insert(0, str(BENCH))
+    import report
+
+    text = report.codebook_usage(results, report.Figures(tmp_path / "img", draw=False))
+    assert "| quantizer | step 1 | step 2 | SNR dB | SI-SNR dB | s/step |" in text
+    assert text.count("| `ResidualVQ` defaults |") == 2
 
 
 def test_codebook_usage_simvq_behaves_like_residual_vq():
