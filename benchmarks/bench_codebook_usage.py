@@ -11,9 +11,10 @@ each with several quantizers in place of the model's own: ``ResidualVQ`` with it
 with one option each, SimVQ (arXiv 2411.02038, defined here) and vector-quantize-pytorch's
 ``ResidualVQ``. The loss is fixed and cheap: L1 waveform + ``MultiScaleMelLoss`` + the VQ loss.
 At each checkpoint step (25, 50, 100, 200, 400) the codes chosen by every stage are counted, in
-eval mode through ``encode`` (no state change), over a window of held-out crops (at least
-12 x codebook_size frames, or all held-out frames when there are fewer), and the window is
-reconstructed (SNR, SI-SNR). Same seed, initial weights and crops for every variant.
+eval mode through ``encode`` (no state change), over a window of held-out crops spread evenly
+over the held-out clips (at least 12 x codebook_size frames, or all held-out frames when there
+are fewer), and the window is reconstructed (SNR, SI-SNR). Same seed, initial weights and crops
+for every variant.
 
     python benchmarks/bench_codebook_usage.py --out benchmarks/results/codebook_usage.json
     python benchmarks/bench_codebook_usage.py --variants ours,vqtorch --models a --threads 1
@@ -490,7 +491,9 @@ def main(argv=None) -> dict:
         frames_per_crop = segment // spec.hop_length
         available = window.shape[0] * frames_per_crop
         want = args.window_codebooks * spec.codebook_size
-        window = window[: math.ceil(want / frames_per_crop)]
+        take = min(window.shape[0], math.ceil(want / frames_per_crop))
+        # evenly spaced over the held-out set (every voice and sentence), in a fixed order
+        window = window[torch.linspace(0, window.shape[0] - 1, take).round().long()]
         entry = {"description": MODELS[key], "sample_rate": spec.sample_rate,
                  "hop_length": spec.hop_length, "frame_rate": spec.sample_rate / spec.hop_length,
                  "latent_dim": spec.latent_dim, "num_quantizers": spec.num_quantizers,
