@@ -31,7 +31,8 @@ from examples.telugu_codec.train import build_parser, load_model, train  # noqa:
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--channels", "4", "--latent_dim", "8", "--num_quantizers", "2", "--codebook_size",
         "16", "--batch_size", "2", "--steps_per_epoch", "2", "--segment_seconds", "0.16",
-        "--eval_seconds", "1", "--threads", "1", "--quiet", "--no_plots"]
+        "--eval_seconds", "1", "--threads", "1", "--quiet", "--no_plots",
+        "--enc_width", "8", "--enc_blocks", "1", "--dec_width", "8", "--dec_blocks", "1"]
 
 
 def _voice(rng, seconds, rate=16000):
@@ -89,12 +90,15 @@ def test_smoke_run_logs_every_epoch_and_writes_checkpoints(data_dir, tmp_path, c
 
 def test_resume_continues_exactly(data_dir, tmp_path):
     train(_args(data_dir, tmp_path / "straight", "--num_epochs", "3"))
-    train(_args(data_dir, tmp_path / "split", "--num_epochs", "1"))
+    # stopped after epoch 1 (as a kill would), then resumed: same learning-rate schedule
+    train(_args(data_dir, tmp_path / "split", "--num_epochs", "3", "--max_steps", "2"))
     train(_args(data_dir, tmp_path / "split", "--num_epochs", "3", "--resume"))
     a = load_checkpoint(tmp_path / "straight" / "telugu_codec" / "last.pt")
     b = load_checkpoint(tmp_path / "split" / "telugu_codec" / "last.pt")
     assert a["global_step"] == b["global_step"] == 6
     assert _states_equal(a["model"], b["model"])  # weights, codebooks and EMA buffers
+    assert _states_equal(a["ema"], b["ema"])  # the weights' EMA, used for evaluation
+    assert not _states_equal(a["ema"], a["model"])
     assert a["metrics"]["loss"] == b["metrics"]["loss"]
     rows = (tmp_path / "split" / "telugu_codec" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]

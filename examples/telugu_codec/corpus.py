@@ -373,16 +373,21 @@ def build_default_corpus(cache_dir: Path, *, minutes: float = 40.0, seed: int = 
     return cache_dir
 
 
-REAL_SPEECH_PACKAGE = "asterisk-core-sounds-en-g722"
+REAL_SPEECH_PACKAGE = "asterisk-core-sounds-en-g722"  # held out: never trained on
+# The same prompts read by four other studio voices (about 107 min): training speech.
+TRAINING_SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722"
+                                 for lang in ("es", "fr", "it", "ru"))
 REAL_SPEECH_FORMAT = "rvq_blocks-real-speech"
 REAL_SPEECH_VERSION = 2
 
 
 def fetch_real_speech(cache_dir: Path, *, log: Callable[[str], object] = print,
-                      deb: Path | None = None) -> Path:
-    """Fetch about 25 minutes of recorded English studio prompts as 16 kHz WAV (cached).
+                      deb: Path | None = None, package: str = REAL_SPEECH_PACKAGE) -> Path:
+    """Fetch about 25 minutes of recorded studio prompts as 16 kHz WAV (cached).
 
-    Downloads the Debian package ``asterisk-core-sounds-en-g722`` (CC-BY-SA-3.0) with
+    Downloads the Debian package ``package`` (default ``asterisk-core-sounds-en-g722``, the
+    English prompts held out for evaluation; :data:`TRAINING_SPEECH_PACKAGES` are the Spanish,
+    French, Italian and Russian ones used for training; all CC-BY-SA-3.0) with
     ``apt-get download`` (no root needed) into a temporary directory, unpacks it with
     ``dpkg -x`` and decodes every ``.g722`` file with the ``g722`` package (PyPI). The
     ``silence/`` prompts, near-silent clips (below -50 dBFS RMS) and clips shorter than
@@ -406,6 +411,7 @@ def fetch_real_speech(cache_dir: Path, *, log: Callable[[str], object] = print,
     manifest = _load_manifest(cache_dir)
     if (manifest and manifest.get("format") == REAL_SPEECH_FORMAT
             and manifest.get("version") == REAL_SPEECH_VERSION
+            and str(manifest.get("package", "")).startswith(f"{package}_")
             and all((cache_dir / f["path"]).is_file() for f in manifest["files"])):
         log(f"reusing real speech in {cache_dir}: {len(manifest['files'])} files, "
             f"{manifest['minutes']:.1f} min")
@@ -422,19 +428,19 @@ def fetch_real_speech(cache_dir: Path, *, log: Callable[[str], object] = print,
         with tempfile.TemporaryDirectory(prefix="real-speech-") as work:
             if deb is None:
                 try:
-                    result = subprocess.run(["apt-get", "download", REAL_SPEECH_PACKAGE],
+                    result = subprocess.run(["apt-get", "download", package],
                                             cwd=work, capture_output=True, text=True,
                                             timeout=300)
                     error = result.stderr.strip()[-400:] if result.returncode else ""
                 except (OSError, subprocess.TimeoutExpired) as err:
                     error = str(err)
-                debs = sorted(Path(work).glob(f"{REAL_SPEECH_PACKAGE}_*.deb"))
+                debs = sorted(Path(work).glob(f"{package}_*.deb"))
                 if error or not debs:
                     raise RuntimeError(
-                        f"`apt-get download {REAL_SPEECH_PACKAGE}` failed: {error or 'no .deb'}."
+                        f"`apt-get download {package}` failed: {error or 'no .deb'}."
                         " On Debian/Ubuntu run `apt-get update` (as root) and retry; elsewhere"
                         " download the .deb from https://packages.debian.org/"
-                        f"{REAL_SPEECH_PACKAGE} and pass deb=PATH, or evaluate on any"
+                        f"{package} and pass deb=PATH, or evaluate on any"
                         " directory of WAV/FLAC speech instead.")
                 deb = debs[-1]
             unpacked = Path(work) / "unpacked"

@@ -265,11 +265,16 @@ class RandomCrops(torch.utils.data.Dataset):
     ``set_epoch`` must be called before the epoch's ``DataLoader`` iterator is created; with
     ``persistent_workers=True`` the workers keep the epoch they started with.
 
+    With ``gain_db > 0`` each crop is scaled by a gain drawn uniformly in ``[-gain_db,
+    +gain_db]`` dB (from the same generator, after the position) and clipped to [-1, 1], so the
+    codec sees speech at many levels.
+
     Args:
         clips: Mono clips, at least one non-empty.
         segment_samples: Length of every crop, in samples.
         crops_per_epoch: Number of items per epoch (``len(self)``).
         seed: Seed of the crop positions.
+        gain_db: Range of the random gain per crop, in dB (0: none).
 
     Shape:
         - Item: ``(1, segment_samples)`` float32 tensor.
@@ -280,7 +285,7 @@ class RandomCrops(torch.utils.data.Dataset):
     """
 
     def __init__(self, clips: Sequence[Clip], segment_samples: int, crops_per_epoch: int,
-                 seed: int = 0) -> None:
+                 seed: int = 0, gain_db: float = 0.0) -> None:
         if segment_samples < 1 or crops_per_epoch < 1:
             raise ValueError(f"segment_samples and crops_per_epoch must be >= 1, got "
                              f"{segment_samples} and {crops_per_epoch}")
@@ -290,6 +295,7 @@ class RandomCrops(torch.utils.data.Dataset):
         self.segment_samples = int(segment_samples)
         self.crops_per_epoch = int(crops_per_epoch)
         self.seed = int(seed)
+        self.gain_db = float(gain_db)
         self.epoch = 0
         lengths = np.array([c.audio.size for c in self.clips], dtype=np.float64)
         weights = lengths * np.minimum(1.0, lengths / self.segment_samples)
@@ -313,9 +319,20 @@ class RandomCrops(torch.utils.data.Dataset):
         start = int(rng.integers(0, spare + 1)) if spare > 0 else 0
         return clip, start
 
+    def crop_gain(self, index: int) -> float:
+        """Linear gain of item ``index`` in the current epoch (1.0 when ``gain_db`` is 0)."""
+        if self.gain_db <= 0:
+            return 1.0
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng.random()
+        rng.integers(0, 2)  # the draws crop_position makes come first
+        return float(10 ** (rng.uniform(-self.gain_db, self.gain_db) / 20))
+
     def __getitem__(self, index: int) -> torch.Tensor:
         clip, start = self.crop_position(index)
         audio = self.clips[clip].audio[start:start + self.segment_samples]
         out = np.zeros((1, self.segment_samples), dtype=np.float32)  # (1, S)
         out[0, :audio.size] = audio
+        if self.gain_db > 0:
+            out = np.clip(out * self.crop_gain(index), -1.0, 1.0)
         return torch.from_numpy(out)

@@ -1,8 +1,15 @@
-"""The Telugu speech codec: a small SEANet-style encoder/decoder around the library's blocks.
+"""The Telugu speech codec: an encoder/decoder around the library's blocks.
 
-Waveform ``(B, 1, S)`` at 16 kHz -> encoder (strides 2, 4, 5, 8: one latent frame per 320
-samples, 50 Hz) -> :class:`rvq_blocks.ResidualVQ` -> decoder -> output head. With 12 quantizers
-of 1024 codes this is 12 x 10 bits x 50 Hz = 6 kbps.
+Waveform ``(B, 1, S)`` at 16 kHz -> encoder (one latent frame per 320 samples, 50 Hz) ->
+:class:`rvq_blocks.ResidualVQ` -> decoder -> output head. With 12 quantizers of 1024 codes this
+is 12 x 10 bits x 50 Hz = 6 kbps. Two architectures (``CodecConfig.arch``):
+
+* ``frame`` (the default for new runs): every layer runs at the 50 Hz frame rate. The encoder
+  frames the waveform with one strided convolution (kernel 2 x hop, stride hop) followed by
+  ConvNeXt blocks; the decoder is ConvNeXt blocks ending in :class:`rvq_blocks.ISTFTHead`
+  (n_fft 4 x hop, Vocos-style), so nothing is upsampled by transposed convolutions;
+* ``seanet``: the original SEANet-style convolutional encoder/decoder (strides 2, 4, 5, 8,
+  16 channels doubling at every downsampling) ending in a selectable head.
 
 Only the encoder and decoder are specific to this example; the quantizer, the head and every
 loss come from ``rvq_blocks``. The head is selectable for the ablation:
@@ -23,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rvq_blocks import ResidualVQ, RVQOutput, ScaledTanhHead
+from rvq_blocks import ISTFTHead, ResidualVQ, RVQOutput, ScaledTanhHead
 
 Head = Literal["scaled_tanh", "tanh", "clamp", "original"]
 HEADS: tuple[str, ...] = ("scaled_tanh", "tanh", "clamp", "original")
+ARCHS: tuple[str, ...] = ("frame", "seanet")
 
 
 @dataclass
@@ -43,6 +51,11 @@ class CodecConfig:
     quantizer_dropout: float = 0.0
     head: str = "scaled_tanh"
     center_latents: bool = True  # subtract each latent channel's mean over time (per example)
+    arch: str = "seanet"  # checkpoints from before the frame architecture have no arch field
+    enc_width: int = 256  # frame architecture: ConvNeXt width and depth of encoder and decoder
+    enc_blocks: int = 5
+    dec_width: int = 384
+    dec_blocks: int = 8
     extra: dict = field(default_factory=dict)  # room for forward-compatible options
 
     @property
@@ -129,6 +142,68 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (k7) -> LayerNorm -> pointwise MLP (x3) -> layer scale, residual."""
+
+    def __init__(self, dim: int, layer_scale: float) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pw1 = nn.Linear(dim, 3 * dim)
+        self.pw2 = nn.Linear(3 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm(self.dwconv(x).transpose(1, 2))
+        h = self.gamma * self.pw2(F.gelu(self.pw1(h)))
+        return x + h.transpose(1, 2)
+
+
+class FrameEncoder(nn.Module):
+    """``(B, 1, S)`` -> ``(B, latent_dim, S / hop)``: strided framing conv + ConvNeXt at 50 Hz."""
+
+    input_gain = 10.0  # speech at -20 dBFS -> unit-scale frames
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        hop, w = cfg.hop_length, cfg.enc_width
+        self.frame = nn.Conv1d(1, w, 2 * hop, stride=hop, padding=hop // 2)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(w, 1.0 / cfg.enc_blocks)
+                                      for _ in range(cfg.enc_blocks)])
+        self.norm = nn.LayerNorm(w)
+        self.out = nn.Linear(w, cfg.latent_dim)
+        self.center_latents = cfg.center_latents
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.blocks(self.frame(self.input_gain * x))
+        z = self.out(self.norm(h.transpose(1, 2))).transpose(1, 2)
+        if self.center_latents:  # see Encoder.forward
+            z = z - z.mean(dim=-1, keepdim=True)
+        return z
+
+
+class FrameDecoder(nn.Module):
+    """``(B, latent_dim, T)`` -> ConvNeXt at 50 Hz -> ``(B, dec_width, T)`` for the iSTFT head."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        w = cfg.dec_width
+        self.inp = nn.Conv1d(cfg.latent_dim, w, 7, padding=3)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(w, 1.0 / cfg.dec_blocks)
+                                      for _ in range(cfg.dec_blocks)])
+        self.norm = nn.LayerNorm(w)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.blocks(self.inp(z))
+        return self.norm(h.transpose(1, 2)).transpose(1, 2)
+
+
+class FrameHead(ISTFTHead):
+    """:class:`rvq_blocks.ISTFTHead` with the ``scale`` the training log reports (always 1)."""
+
+    scale = torch.tensor(1.0)
+
+
 class OriginalHead(nn.Module):
     """The failed run's head: ``scale * tanh(x)`` with a learnable scale initialised at 3.0."""
 
@@ -183,13 +258,23 @@ class TeluguCodec(nn.Module):
         super().__init__()
         if cfg.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {cfg.head!r}")
+        if cfg.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {cfg.arch!r}")
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.num_quantizers, cfg.codebook_size,
                                     codebook_dim=cfg.codebook_dim,
                                     quantizer_dropout=cfg.quantizer_dropout)
-        self.decoder = Decoder(cfg)
-        self.head = make_head(cfg.head)
+        self.encoder: nn.Module
+        self.decoder: nn.Module
+        self.head: nn.Module
+        if cfg.arch == "frame":
+            self.encoder = FrameEncoder(cfg)
+            self.decoder = FrameDecoder(cfg)
+            self.head = FrameHead(cfg.dec_width, 4 * cfg.hop_length, cfg.hop_length)
+        else:
+            self.encoder = Encoder(cfg)
+            self.decoder = Decoder(cfg)
+            self.head = make_head(cfg.head)
 
     @property
     def hop_length(self) -> int:

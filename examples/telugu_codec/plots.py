@@ -19,8 +19,8 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         return
     ep = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(2, 3, figsize=(15, 7.5))
-    for k in ("loss/mel", "loss/time", "loss/rms", "vq_loss"):
-        ax[0, 0].plot(ep, [r[k] for r in rows], label=k)
+    for k in [k for k in rows[0] if k.startswith("loss/")] + ["vq_loss"]:
+        ax[0, 0].plot(ep, [r.get(k, float("nan")) for r in rows], label=k)
     ax[0, 0].set_yscale("log")
     ax[0, 0].set_title("training losses")
     for k in ("snr", "si_snr", "train_snr"):

@@ -16,6 +16,7 @@ intact checkpoint left off.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -32,17 +33,20 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from rvq_blocks import LossBalancer, MultiScaleMelLoss, rms_scale_loss
+from rvq_blocks import ComplexSTFTLoss, LossBalancer, MultiScaleMelLoss, rms_scale_loss
 
 from .checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from .metrics import all_metrics, mean_metrics
-from .model import HEADS, CodecConfig, TeluguCodec, pad_to_hop
+from .model import ARCHS, HEADS, CodecConfig, TeluguCodec, pad_to_hop
 
 CKPT_FORMAT = "rvq_blocks.telugu_codec/1"
 # Gradient fractions of the balanced losses. The waveform (MSE) loss leads: the mel loss is
 # blind to phase, and with it in front the output keeps the right spectrum but stays
 # uncorrelated with the input (SNR near -3 dB, SI-SNR near -40 dB) for hundreds of steps.
 BALANCED_WEIGHTS = {"mel": 1.0, "time": 3.0, "rms": 0.1}
+# The frame-rate architecture adds the compressed complex STFT loss (phase-aware, quiet bins
+# weighted): it leads with the waveform MSE, the mel loss beside them.
+FRAME_WEIGHTS = {"cstft": 2.0, "mel": 1.0, "time": 2.0, "rms": 0.1}
 # The failed run's fixed weights: 2 * recon + 0.1 * percept (+ the scale loss), no balancing.
 ORIGINAL_WEIGHTS = {"mel": 0.1, "time": 2.0, "rms": 1.0}
 
@@ -79,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out audio evaluated after every epoch")
     g.add_argument("--cache_dir", type=Path, default=default_cache_dir())
     g.add_argument("--corpus_minutes", type=float, default=40.0)
+    g.add_argument("--real_speech", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the recorded es/fr/it/ru Asterisk prompts (about 107 min, fetched "
+                        "with apt-get download once) to the default corpus's training clips")
+    g.add_argument("--gain_db", type=float, default=10.0,
+                   help="random gain per training crop, uniform in +-gain_db dB")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g.add_argument("--no_plots", action="store_true")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -87,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--codebook_size", type=int, default=1024)
     g.add_argument("--codebook_dim", type=int, default=None)
     g.add_argument("--quantizer_dropout", type=float, default=0.0)
-    g.add_argument("--channels", type=int, default=16)
+    g.add_argument("--arch", choices=ARCHS, default="frame",
+                   help="frame: ConvNeXt at 50 Hz + iSTFT head; seanet: the original model")
+    g.add_argument("--channels", type=int, default=16, help="seanet: first encoder width")
+    g.add_argument("--enc_width", type=int, default=256, help="frame: encoder ConvNeXt width")
+    g.add_argument("--enc_blocks", type=int, default=5)
+    g.add_argument("--dec_width", type=int, default=384, help="frame: decoder ConvNeXt width")
+    g.add_argument("--dec_blocks", type=int, default=8)
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
     g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=True,
@@ -100,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--balancer", choices=("grad", "static", "original"), default="grad",
                    help="grad: gradient balancer; static: the same weights as a plain sum; "
                         "original: the failed run's 2*recon + 0.1*percept weights")
+    g.add_argument("--loss_weights", default=None,
+                   help="balancer weights as name=value,... (default: FRAME_WEIGHTS for "
+                        "--arch frame, BALANCED_WEIGHTS for seanet); names: cstft mel time rms")
     g.add_argument("--grad_clip", type=float, default=1.0, help="0 disables")
+    g.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="cosine: linear warm-up then cosine decay to zero at the end of the run "
+                        "(--num_epochs x --steps_per_epoch steps or --max_minutes, whichever "
+                        "comes first)")
+    g.add_argument("--warmup_fraction", type=float, default=0.05)
+    g.add_argument("--ema_decay", type=float, default=0.999,
+                   help="EMA of the weights, used for evaluation and saved; 0 disables")
     return p
 
 
@@ -145,9 +170,36 @@ def load_data(args, log) -> tuple[list, list, str]:
         root = build_default_corpus(args.cache_dir / "telugu_corpus",
                                     minutes=args.corpus_minutes, log=log)
         train, heldout = load_corpus(root, log=log)
-        return train, heldout, f"default Telugu corpus ({root})"
+        source = f"default Telugu corpus ({root})"
+        if args.real_speech:
+            real = load_training_speech(args.cache_dir, log)
+            if real:
+                train = train + real
+                source += (f" + {sum(len(c.audio) for c in real) / 16000 / 60:.1f} min of "
+                           f"recorded es/fr/it/ru prompts")
+        return train, heldout, source
     train, heldout = load_corpus(args.data_dir, log=log)
     return train, heldout, str(args.data_dir)
+
+
+def load_training_speech(cache_dir: Path, log) -> list:
+    """The Spanish, French, Italian and Russian Asterisk prompts (recorded studio voices), as
+    recorded (natural silences at the edges kept). English is never loaded here: it is the
+    held-out recorded speech. Returns [] with a log line when they cannot be fetched."""
+    from .corpus import TRAINING_SPEECH_PACKAGES, fetch_real_speech
+    from .data import load_audio_dir
+
+    clips: list = []
+    for package in TRAINING_SPEECH_PACKAGES:
+        lang = package.split("-")[3]
+        try:
+            root = fetch_real_speech(cache_dir / f"real_speech_{lang}", log=log, package=package)
+            loaded = load_audio_dir(root, log=lambda *a: None)
+        except (OSError, RuntimeError, ImportError, ValueError) as err:
+            log(f"recorded {lang} speech not used: {err}")
+            continue
+        clips += [type(c)(f"{lang}/{c.name}", c.audio) for c in loaded]
+    return clips
 
 
 def eval_subset(clips: list, seconds: float, sr: int) -> list:
@@ -162,12 +214,59 @@ def eval_subset(clips: list, seconds: float, sr: int) -> list:
     return out
 
 
-def make_balancer(kind: str) -> LossBalancer:
+def loss_weights(args) -> dict[str, float]:
+    """The balancer's weights: ``--loss_weights`` or the architecture's default."""
+    if args.loss_weights:
+        out = {}
+        for item in args.loss_weights.split(","):
+            name, _, value = item.partition("=")
+            if name.strip() not in ("cstft", "mel", "time", "rms") or not value:
+                raise SystemExit(f"--loss_weights expected name=value with names cstft, mel, "
+                                 f"time, rms; got {item!r}")
+            out[name.strip()] = float(value)
+        return out
+    return dict(FRAME_WEIGHTS if args.arch == "frame" else BALANCED_WEIGHTS)
+
+
+def make_balancer(kind: str, weights: dict[str, float] | None = None) -> LossBalancer:
+    weights = weights or BALANCED_WEIGHTS
     if kind == "grad":
-        return LossBalancer(BALANCED_WEIGHTS)
+        return LossBalancer(weights)
     if kind == "static":
-        return LossBalancer(BALANCED_WEIGHTS, balance_grads=False)
+        return LossBalancer(weights, balance_grads=False)
     return LossBalancer(ORIGINAL_WEIGHTS, balance_grads=False)
+
+
+def lr_factor(args, step: int, minutes: float) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to 0 at the end of the run.
+
+    Progress is the larger of the step fraction (of ``--num_epochs`` x ``--steps_per_epoch``)
+    and the time fraction of ``--max_minutes``, so the decay ends with whichever budget runs
+    out first. ``--max_steps`` only stops the run (as a kill would): a run stopped there and
+    resumed follows the same schedule as one that never stopped.
+    """
+    if args.schedule == "constant":
+        return 1.0
+    total = args.num_epochs * args.steps_per_epoch
+    progress = step / total
+    if args.max_minutes:
+        progress = max(progress, minutes / args.max_minutes)
+    progress = min(progress, 1.0)
+    if progress < args.warmup_fraction:
+        return max(progress / args.warmup_fraction, 1e-3)
+    rest = (progress - args.warmup_fraction) / max(1.0 - args.warmup_fraction, 1e-9)
+    return 0.5 * (1.0 + math.cos(math.pi * rest))
+
+
+@torch.no_grad()
+def update_ema(ema: TeluguCodec, model: TeluguCodec, decay: float, step: int) -> None:
+    """Parameters: exponential moving average (decay ramped up over the first steps);
+    buffers (the codebooks' EMA state, k-means flags): copied."""
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - d)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
 
 
 def unwrap(model) -> TeluguCodec:
@@ -242,7 +341,7 @@ class RunLog:
 def fmt_epoch(r: dict) -> str:
     used = r.get("codes_used") or [0.0]
     return (f"epoch {r['epoch']:3d} step {r['step']:6d} | loss {r['loss']:.4f} "
-            f"(mel {r['loss/mel']:.3f} time {r['loss/time']:.4f} rms {r['loss/rms']:.4f} "
+            f"({' '.join(f'{k[5:]} {v:.4f}' for k, v in r.items() if k.startswith('loss/'))} "
             f"vq {r['vq_loss']:.4f}) | out [{r['output_min']:+.3f}, {r['output_max']:+.3f}] "
             f"dc {r['dc_offset']:+.5f} scale {r['output_scale']:.3f} | "
             f"SNR {r['snr']:.2f} dB SI-SNR {r['si_snr']:.2f} dB mel {r['mel_distance']:.3f} | "
@@ -301,7 +400,9 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
                       num_quantizers=args.num_quantizers, codebook_size=args.codebook_size,
                       codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
-                      head=args.head, center_latents=args.center_latents)
+                      head=args.head, center_latents=args.center_latents, arch=args.arch,
+                      enc_width=args.enc_width, enc_blocks=args.enc_blocks,
+                      dec_width=args.dec_width, dec_blocks=args.dec_blocks)
     segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
     if segment < cfg.hop_length * 4:
         raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
@@ -309,9 +410,14 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     model = TeluguCodec(cfg).to(env.device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
                             weight_decay=0.0)
-    balancer = make_balancer(args.balancer).to(env.device)
+    weights = loss_weights(args)
+    balancer = make_balancer(args.balancer, weights).to(env.device)
     mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
-    crops = RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size, args.seed)
+    cstft_loss = ComplexSTFTLoss().to(env.device)
+    ema = copy.deepcopy(model) if args.ema_decay > 0 else None
+    resumed_minutes = 0.0
+    crops = RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size, args.seed,
+                        gain_db=args.gain_db)
     evals = eval_subset(heldout, args.eval_seconds, cfg.sample_rate)
 
     start_epoch, global_step = 0, 0
@@ -328,7 +434,10 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
                 raise SystemExit(f"{path} was trained with {state['config']}; the flags give "
                                  f"{cfg.to_dict()}: pass the same codec flags to resume")
             model.load_state_dict(state["model"])
+            if ema is not None:
+                ema.load_state_dict(state.get("ema", state["model"]))
             opt.load_state_dict(state["optimizer"])
+            resumed_minutes = state.get("metrics", {}).get("wall_seconds", 0.0) / 60
             balancer.load_state_dict(state["balancer"])
             start_epoch, global_step = state["epoch"], state["global_step"]
             torch.set_rng_state(state["rng"]["torch"])
@@ -378,9 +487,13 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
             warmup = global_step < args.vq_warmup_steps
             if not warmup and not bool(model.quantizer.initialized):
                 init_codebooks(model, train_clips, segment, args, env)
+            for group in opt.param_groups:
+                group["lr"] = args.learning_rate * lr_factor(
+                    args, global_step, resumed_minutes + (time.monotonic() - t_start) / 60)
             y, vq = ddp(x, bypass=warmup)
-            losses = {"mel": mel_loss(y, x), "time": F.mse_loss(y, x),
-                      "rms": rms_scale_loss(y, x)}
+            terms = {"cstft": lambda: cstft_loss(y, x), "mel": lambda: mel_loss(y, x),
+                     "time": lambda: F.mse_loss(y, x), "rms": lambda: rms_scale_loss(y, x)}
+            losses = {k: terms[k]() for k in balancer.names}
             opt.zero_grad(set_to_none=True)
             total = balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
             if vq is None:  # warm-up: report zero VQ losses
@@ -389,6 +502,8 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
             if args.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()
+            if ema is not None:
+                update_ema(ema, model, args.ema_decay, global_step)
             global_step += 1
             yd = y.detach()
             stats = {"loss": total, **{f"loss/{k}": v.detach() for k, v in losses.items()},
@@ -425,7 +540,8 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
                     for k in balancer.names})
         heldout_metrics: dict[str, Any] = {}
         if env.main:
-            heldout_metrics, recons = evaluate(model, evals, env.device)
+            heldout_metrics, recons = evaluate(ema if ema is not None else model, evals,
+                                               env.device)
             row.update(heldout_metrics)
         row["epoch_seconds"] = time.monotonic() - t0
         row["wall_seconds"] = time.monotonic() - t_start
@@ -435,6 +551,7 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
             save_checkpoint(run_dir, {
                 "format": CKPT_FORMAT, "config": cfg.to_dict(), "args": _jsonable(vars(args)),
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 "balancer": balancer.state_dict(), "epoch": epoch, "global_step": global_step,
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                         "python": random.getstate()},
@@ -475,7 +592,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TeluguCodec:
     """Rebuild a trained codec from a checkpoint file (eval mode)."""
     state = load_checkpoint(path)
     model = TeluguCodec(CodecConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state.get("ema", state["model"]))  # the EMA weights when saved
     return model.to(device).eval()
 
 
