@@ -491,9 +491,9 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
                 group["lr"] = args.learning_rate * lr_factor(
                     args, global_step, resumed_minutes + (time.monotonic() - t_start) / 60)
             y, vq = ddp(x, bypass=warmup)
-            terms = {"cstft": lambda: cstft_loss(y, x), "mel": lambda: mel_loss(y, x),
-                     "time": lambda: F.mse_loss(y, x), "rms": lambda: rms_scale_loss(y, x)}
-            losses = {k: terms[k]() for k in balancer.names}
+            terms = {"cstft": cstft_loss, "mel": mel_loss, "time": F.mse_loss,
+                     "rms": rms_scale_loss}
+            losses = {k: terms[k](y, x) for k in balancer.names}
             opt.zero_grad(set_to_none=True)
             total = balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
             if vq is None:  # warm-up: report zero VQ losses
