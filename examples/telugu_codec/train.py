@@ -99,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--arch", choices=ARCHS, default="frame",
                    help="frame: ConvNeXt at 50 Hz + iSTFT head; seanet: the original model")
     g.add_argument("--channels", type=int, default=16, help="seanet: first encoder width")
-    g.add_argument("--enc_width", type=int, default=256, help="frame: encoder ConvNeXt width")
-    g.add_argument("--enc_blocks", type=int, default=5)
-    g.add_argument("--dec_width", type=int, default=384, help="frame: decoder ConvNeXt width")
-    g.add_argument("--dec_blocks", type=int, default=8)
+    g.add_argument("--enc_width", type=int, default=192, help="frame: encoder ConvNeXt width")
+    g.add_argument("--enc_blocks", type=int, default=4)
+    g.add_argument("--dec_width", type=int, default=256, help="frame: decoder ConvNeXt width")
+    g.add_argument("--dec_blocks", type=int, default=6)
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
     g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=True,
