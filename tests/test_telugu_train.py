@@ -254,3 +254,20 @@ def test_torchrun_two_processes_matches_one_process(data_dir, tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-3, atol=1e-4,
                                    msg=lambda m, k=k: f"{k}: {m}")
     assert a["metrics"]["snr"] == pytest.approx(b["metrics"]["snr"], rel=1e-3, abs=1e-3)
+
+
+def test_exported_fp16_weights_load_and_code_like_the_checkpoint(data_dir, tmp_path):
+    from examples.telugu_codec.checkpoint import export_pretrained
+
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    ckpt = tmp_path / "telugu_codec" / "last.pt"
+    out = export_pretrained(ckpt, tmp_path / "pretrained", {"command": "x"})
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert not any(k.endswith(("embed_sum", "cluster_size")) for k in weights)
+    assert json.loads((out / "run.json").read_text())["command"] == "x"
+    a, b = load_model(ckpt), load_model(out)
+    x = torch.randn(1, 1, 320 * 10) * 0.1
+    ya, yb = a.decode(a.encode(x)), b.decode(b.encode(x))
+    assert ya.shape == yb.shape == x.shape
+    assert (ya - yb).abs().max() < 1e-2 * max(ya.abs().max().item(), 1e-3)

@@ -103,3 +103,66 @@ def find_resumable(directory: str | os.PathLike, log=print) -> tuple[Path, dict]
         return None
     _, path, state = max(found, key=lambda t: t[0])
     return path, state
+
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+# the quantizer's EMA accumulators: only needed to keep training, left out of exported weights
+_TRAINING_ONLY = ("embed_sum", "embed_avg", "cluster_size")
+WEIGHTS, CONFIG = "weights.pt", "config.json"
+
+
+def load_model(path: str | os.PathLike = PRETRAINED_DIR, device: str = "cpu") -> Any:
+    """Rebuild a trained codec in eval mode.
+
+    ``path`` is a training checkpoint (``last.pt``: its EMA weights when it has them) or a
+    directory written by :func:`export_pretrained` (``weights.pt`` fp16 + ``config.json``);
+    the default is the shipped ``pretrained/`` directory.
+    """
+    import json
+
+    from .model import CodecConfig, TeluguCodec
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / WEIGHTS).is_file() or not (path / CONFIG).is_file():
+            raise FileNotFoundError(f"{path} holds no {WEIGHTS} and {CONFIG} (a directory "
+                                    "written by export_pretrained)")
+        cfg = json.loads((path / CONFIG).read_text())
+        state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+        model = TeluguCodec(CodecConfig.from_dict(cfg))
+        missing, unexpected = model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+            strict=False)
+        missing = [k for k in missing if not k.endswith(_TRAINING_ONLY)]
+        if missing or unexpected:
+            raise RuntimeError(f"{path / WEIGHTS} does not match its config: missing "
+                               f"{missing}, unexpected {unexpected}")
+    else:
+        ckpt = load_checkpoint(path)
+        model = TeluguCodec(CodecConfig.from_dict(ckpt["config"]))
+        model.load_state_dict(ckpt.get("ema", ckpt["model"]))  # EMA weights when saved
+    return model.to(device).eval()
+
+
+def export_pretrained(checkpoint: str | os.PathLike, out_dir: str | os.PathLike = PRETRAINED_DIR,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint's EMA weights as fp16 (``weights.pt``) and its codec config plus
+    ``extra`` (command, figures) as ``config.json`` / ``run.json`` into ``out_dir``.
+
+    The quantizer's EMA accumulators are left out (only needed to keep training); integer
+    buffers stay as they are.
+    """
+    import json
+
+    ckpt = load_checkpoint(checkpoint)
+    state = ckpt.get("ema", ckpt["model"])
+    keep = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()
+            if not k.endswith(_TRAINING_ONLY)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(keep, out / WEIGHTS)
+    (out / CONFIG).write_text(json.dumps(ckpt["config"], indent=1) + "\n")
+    run = {"epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
+           "args": ckpt.get("args"), "metrics": ckpt.get("metrics"), **(extra or {})}
+    (out / "run.json").write_text(json.dumps(run, indent=1, default=str) + "\n")
+    return out

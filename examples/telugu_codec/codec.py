@@ -1,9 +1,12 @@
 """Use a trained codec: wav -> code file -> wav, and evaluate it on held-out audio.
 
-    python -m examples.telugu_codec.codec encode  --checkpoint C/last.pt in.wav out.rvqc
-    python -m examples.telugu_codec.codec decode  --checkpoint C/last.pt out.rvqc back.wav
+    python -m examples.telugu_codec.codec encode in.wav out.rvqc      # the shipped weights
+    python -m examples.telugu_codec.codec decode out.rvqc back.wav
     python -m examples.telugu_codec.codec evaluate --checkpoint C/last.pt [--data_dir D]
         [--real_speech] [--n_quantizers N] [--json results.json]
+
+``--checkpoint`` defaults to ``examples/telugu_codec/pretrained/`` (fp16 EMA weights of the
+longest CPU run, its config, command and figures); any training ``last.pt`` works too.
 
 Code file (``.rvqc``): a 24-byte header (magic ``RVQC``, format version, sample rate, hop,
 quantizers, codebook size, samples, frames; little-endian) and the codes bit-packed at
@@ -114,13 +117,16 @@ def _read_mono(path: Path, sr: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import default_cache_dir, load_model
+    from .checkpoint import PRETRAINED_DIR, load_model
+    from .train import default_cache_dir
 
     p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.codec")
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("encode", "decode", "evaluate"):
         s = sub.add_parser(name)
-        s.add_argument("--checkpoint", type=Path, required=True)
+        s.add_argument("--checkpoint", type=Path, default=PRETRAINED_DIR,
+                       help="a training checkpoint (last.pt) or an exported weights directory;"
+                            " default: the shipped pretrained/ weights")
         s.add_argument("--n_quantizers", type=int, default=None)
         if name != "evaluate":
             s.add_argument("input", type=Path)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from rvq_blocks import ComplexSTFTLoss, LossBalancer, MultiScaleMelLoss, rms_scale_loss
 
-from .checkpoint import find_resumable, load_checkpoint, save_checkpoint
+from .checkpoint import find_resumable, load_model, save_checkpoint
 from .metrics import all_metrics, mean_metrics
 from .model import ARCHS, HEADS, CodecConfig, TeluguCodec, pad_to_hop
 
@@ -586,14 +586,6 @@ def _plots(run_dir: Path, rows: list[dict], evals: list, recons: list, sr: int, 
     if evals:
         plot_spectrograms(evals[0].audio, recons[0], sr, run_dir / "spectrogram.png",
                           title=evals[0].name)
-
-
-def load_model(path: str | os.PathLike, device: str = "cpu") -> TeluguCodec:
-    """Rebuild a trained codec from a checkpoint file (eval mode)."""
-    state = load_checkpoint(path)
-    model = TeluguCodec(CodecConfig.from_dict(state["config"]))
-    model.load_state_dict(state.get("ema", state["model"]))  # the EMA weights when saved
-    return model.to(device).eval()
 
 
 def main(argv: list[str] | None = None) -> int:
