@@ -362,7 +362,7 @@ def run_variant(key: str, variant: str, args, train_clips, window: Tensor, log) 
         x = torch.stack([crops[i] for i in range((step - 1) * args.batch, step * args.batch)])
         t0 = time.perf_counter()
         y, vq_loss = model_forward(model, x)
-        loss = F.l1_loss(y, x) + mel(y, x) + vq_loss
+        loss = args.l1_weight * F.l1_loss(y, x) + mel(y, x) + vq_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if args.grad_clip > 0:
@@ -430,7 +430,8 @@ def meta_of(args, source: str) -> dict:
             "steps": args.steps, "checkpoints": args.checkpoints, "batch": args.batch,
             "segment_seconds": args.segment_seconds, "lr": args.lr,
             "optimizer": "Adam(betas=(0.8, 0.99))", "grad_clip": args.grad_clip,
-            "loss": "l1(y, x) + MultiScaleMelLoss(y, x) + vq.loss", "seed": args.seed,
+            "loss": f"{args.l1_weight:g} * l1(y, x) + MultiScaleMelLoss(y, x) + vq.loss",
+            "seed": args.seed,
             "data": source, "quick": args.quick, "label": args.label, "argv": sys.argv[1:],
             "loadavg_start": os.getloadavg()}
 
@@ -446,6 +447,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--segment_seconds", type=float, default=0.48)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--l1_weight", type=float, default=1.0,
+                    help="weight of the L1 waveform loss (the mel loss and VQ loss weigh 1)")
     ap.add_argument("--grad_clip", type=float, default=1.0, help="0 disables")
     ap.add_argument("--eval_batch", type=int, default=32)
     ap.add_argument("--window_codebooks", type=int, default=WINDOW_CODEBOOKS,
