@@ -147,6 +147,9 @@ def test_bad_inputs():
         rms_scale_loss(p[:, None], p[:, None])
     with pytest.raises(TypeError, match="floating-point"):
         rms_scale_loss(p.long(), p.long())
+    with pytest.raises(TypeError, match=r"numpy array of shape \(2, 1, 10\) and dtype float32; "
+                                        r"convert it with torch.from_numpy\(pred\)"):
+        rms_scale_loss(p.numpy(), p)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="domain in"):
         rms_scale_loss(p, p, domain="dbfs")
     with pytest.raises(ValueError, match="eps > 0"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -12,6 +13,10 @@ from torch import Tensor
 def check_float_tensor(name: str, x: object, owner: str) -> Tensor:
     """Raise ``TypeError`` unless ``x`` is a floating-point tensor."""
     if not isinstance(x, Tensor):
+        if isinstance(x, np.ndarray):  # the usual slip when audio comes from soundfile/librosa
+            raise TypeError(f"{owner} expected {name} to be a torch.Tensor, got a numpy array "
+                            f"of shape {x.shape} and dtype {x.dtype}; convert it with "
+                            f"torch.from_numpy({name})")
         raise TypeError(f"{owner} expected {name} to be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{owner} expected {name} with a floating-point dtype, got {x.dtype}")

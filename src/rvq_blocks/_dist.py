@@ -6,10 +6,8 @@ call it, in the same order, with tensors of the same size. Callers guarantee tha
 all-reduced statistics), never from a rank's own data. Under ``torch.compile`` each runs
 eagerly (a graph break), so the collective is the plain c10d call.
 
-The functions are wrapped with ``torch._disable_dynamo``, torch's own lazy form of
-``torch.compiler.disable``: the public decorator imports ``torch._dynamo`` when the module is
-loaded, which added over a second to ``import rvq_blocks``; the lazy form imports it on the
-first call, and ``torch.compile`` never traces into it.
+The functions are wrapped with :func:`rvq_blocks._compile.eager`, a lazy
+``torch.compiler.disable`` (the public decorator imports ``torch._dynamo`` at load time).
 """
 
 from __future__ import annotations
@@ -17,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch._compile import _disable_dynamo as _eager
+
+from ._compile import eager
 
 
 def is_active(sync: bool | None, owner: str) -> bool:
@@ -37,7 +36,7 @@ def rank() -> int:
     return dist.get_rank()
 
 
-@_eager  # eager c10d calls: a graph break, never a traced collective
+@eager  # eager c10d calls: a graph break, never a traced collective
 def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     """Sum every tensor of ``parts`` over the ranks with **one** ``all_reduce`` of a flat
     float buffer; returns new tensors shaped and typed like ``parts``."""
@@ -46,7 +45,7 @@ def all_reduce_sum(parts: list[Tensor]) -> list[Tensor]:
     return _unpack(flat, parts)
 
 
-@_eager  # eager c10d calls: a graph break, never a traced collective
+@eager  # eager c10d calls: a graph break, never a traced collective
 def broadcast_(parts: list[Tensor], src: int = 0) -> None:
     """Overwrite ``parts`` in place on every rank with rank ``src``'s values (one broadcast)."""
     flat = torch.cat([p.detach().reshape(-1).to(parts[0].dtype) for p in parts])
@@ -63,7 +62,7 @@ def _unpack(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
     return out
 
 
-@_eager  # eager c10d calls: a graph break, never a traced collective
+@eager  # eager c10d calls: a graph break, never a traced collective
 def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     """All ranks' rows ``(M_r, D)`` concatenated in rank order on rank 0, ``None`` elsewhere.
 
@@ -88,7 +87,7 @@ def gather_rows(data: Tensor, cap: int) -> Tensor | None:
     return torch.cat([c[:s] for c, s in zip(chunks, sizes, strict=True)])
 
 
-@_eager  # eager c10d calls: a graph break, never a traced collective
+@eager  # eager c10d calls: a graph break, never a traced collective
 def shared_generator(device: torch.device) -> torch.Generator:
     """A CPU generator seeded identically on every rank (rank 0 draws the seed from its global
     RNG and broadcasts it): the same draws everywhere without a collective per draw."""
