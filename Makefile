@@ -5,13 +5,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
+# Where the CPU build of torch comes from (an extra index, so PyPI still serves the rest);
+# `make test TORCH_INDEX=` uses PyPI alone, which on most machines means the CUDA build.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FROM := $(if $(TORCH_INDEX),--retries 1 --extra-index-url $(TORCH_INDEX))
 
-.PHONY: venv test lint docs demo bench bench-setup report clean
+.PHONY: venv test lint typecheck package-check docs demo bench bench-setup report clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet $(TORCH_FROM) "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet -e ".[dev,docs,examples]"
 	touch $@
 
@@ -20,7 +24,15 @@ venv: $(VENV)/.installed
 lint: venv
 	$(PY) -m ruff check src tests benchmarks examples
 
-test: venv lint
+typecheck: venv
+	$(PY) -m mypy --strict src
+
+# build wheel + sdist, twine check, contents, install into a fresh venv outside the repository,
+# run the README snippet and the gradient checks there (.ci/package_check.py)
+package-check: venv
+	$(PY) .ci/package_check.py --python $(PYTHON) --torch "$(TORCH_PIN)" --torch-index "$(TORCH_INDEX)"
+
+test: venv lint typecheck package-check
 	$(PY) -m pytest -q
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import venv
 import zipfile
 from pathlib import Path
 
@@ -80,7 +78,8 @@ def main() -> None:
         run([args.python, "-m", "venv", str(env_dir)])
         py = str(env_dir / "bin" / "python")
         pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        index = ["--extra-index-url", args.torch_index] if args.torch_index else []
+        index = (["--retries", "1", "--extra-index-url", args.torch_index]
+                 if args.torch_index else [])
         run([*pip, *index, args.torch])
         run([*pip, str(wheel)])
         print(f"ok  installed {args.torch} then the wheel into a fresh venv outside the "
