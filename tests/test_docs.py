@@ -27,11 +27,31 @@ def test_doc_snippet_runs(code):
     exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_snippet__"})
 
 
-def test_readme_gives_the_two_commands():
+def _commands(block: str) -> list[str]:
+    return [c for c in (line.split("#")[0].strip() for line in block.splitlines()) if c]
+
+
+def test_readme_installs_with_pip_then_gives_the_two_commands():
+    """As the package page: `pip install rvq-blocks` first, then the repository's two commands."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    first_block = BASH.search(text).group(1)
-    commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
-    assert [c for c in commands if c] == ["make demo", "make test"]
+    first, second = (m.group(1) for m in list(BASH.finditer(text))[:2])
+    assert _commands(first) == ["pip install rvq-blocks"]
+    assert _commands(second) == ["make demo", "make test"]
+    assert text.index("pip install rvq-blocks") < text.index("make demo")
+
+
+def test_readme_links_leaving_the_repository_are_absolute():
+    """On the package index the README has no repository around it: every link to a file of
+    the repository is an absolute GitHub link, to a file that exists."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    relative = [u for u in links if not u.startswith(("https://", "http://", "#"))]
+    assert not relative, relative
+    base = "https://github.com/rvq-blocks/rvq_blocks/blob/main/"
+    ours = [u[len(base):] for u in links if u.startswith(base)]
+    assert len(ours) >= 8
+    for path in ours:
+        assert (ROOT / path.split("#")[0]).is_file(), path
 
 
 
