@@ -88,7 +88,7 @@ def test_residual_vq_documented_graph_breaks():
     assert _breaks(lambda v: rvq(v, n_quantizers=2), x) == 0  # a fixed n does not break
     rvq.eval()
     codes = rvq.encode(x)
-    assert _breaks(rvq.decode, codes) == 2  # the range check reads min and max
+    assert _breaks(rvq.decode, codes) == 0  # the host-side range check is eager-only
 
 
 def test_scaled_tanh_and_losses_compile_without_break_and_match():

@@ -35,7 +35,7 @@ class Tiny(nn.Module):
     def __init__(self, **rvq_options) -> None:
         super().__init__()
         self.enc = nn.Conv1d(1, 8, 4, stride=4)
-        options = {"dead_code_threshold": 0.0, **rvq_options}
+        options = {"dead_code_threshold": 0.0, "dead_code_patience": 0.0, **rvq_options}
         self.rvq = ResidualVQ(8, 2, 16, **options)
         self.dec = nn.ConvTranspose1d(8, 1, 4, stride=4)
 

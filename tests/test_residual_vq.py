@@ -142,7 +142,7 @@ def test_loss_is_averaged_not_summed_over_quantizers():
     x = torch.randn(2, 8, 30)
     losses = {}
     for q in (1, 2, 8):
-        rvq = ResidualVQ(8, q, 16, ema=False, kmeans_init=False, dead_code_threshold=0)
+        rvq = ResidualVQ(8, q, 16, ema=False, kmeans_init=False, dead_code_threshold=0, dead_code_patience=0)
         with torch.no_grad():
             rvq.codebook.zero_()  # every stage sees the same residual: x itself
         out = rvq(x)
@@ -156,7 +156,7 @@ def test_loss_is_averaged_not_summed_over_quantizers():
 
 def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
     rvq = ResidualVQ(8, 6, 16, quantizer_dropout=1.0, ema=False, kmeans_init=False,
-                     dead_code_threshold=0)
+                     dead_code_threshold=0, dead_code_patience=0)
     with torch.no_grad():
         rvq.codebook.zero_()
     x = torch.randn(2, 8, 10)
@@ -174,7 +174,8 @@ def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
 
 # --------------------------------------------------------------------------- codebook learning
 def test_ema_moves_codes_to_cluster_means():
-    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0, eps=1e-9)
+    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0, dead_code_patience=0,
+                     eps=1e-9)
     with torch.no_grad():
         rvq.codebook[0] = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
         rvq.embed_sum.copy_(rvq.codebook)
@@ -240,15 +241,63 @@ def test_kmeans_init_runs_once_and_state_dict_restores_it():
     assert torch.equal(fresh.codebook, before), "k-means ran again after load_state_dict"
 
 
-def test_kmeans_init_from_fewer_vectors_than_codes_warns_with_both_numbers():
-    rvq = ResidualVQ(8, 3, 64)
-    with pytest.warns(UserWarning, match="from 40 vectors for codebook_size 64"):
-        rvq(torch.randn(2, 8, 20))
-    # What the warning is about: later stages saw zero residuals and start collapsed.
-    assert rvq.codebook[1].norm(dim=-1).max() < 1e-5
+def test_batch_smaller_than_the_codebook_starts_no_stage_collapsed():
+    """Regression: k-means from fewer vectors than codes made each vector its own stage-1
+    code, so every later stage saw zero residuals and started collapsed (perplexity 1)."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(128, 8, 1024)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ResidualVQ(8, 3, 64).init_from_batch_(torch.randn(4, 8, 40))  # 160 vectors: silent
+        out = rvq(torch.randn(4, 128, 50))  # 200 vectors for 1024 codes
+    assert torch.all(out.perplexity > 30), out.perplexity  # max 200; the old init gave 1
+    assert not bool(rvq.initialized)  # provisional: still gathering kmeans_samples vectors
+    out = rvq(torch.randn(4, 128, 50))  # a fresh batch: codes fit the data, not one batch
+    assert torch.all(out.perplexity > 80), out.perplexity
+
+
+def test_kmeans_init_gathers_kmeans_samples_then_commits_once():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(8, 2, 64, kmeans_samples=300)
+    calls = []
+    fit = rvq._init_kmeans
+    rvq._init_kmeans = lambda data, *a: (calls.append(data.shape[0]), fit(data, *a))[1]
+    for _ in range(5):
+        rvq(torch.randn(1, 8, 100))
+    assert calls == [100, 300]  # provisional from the first batch, final at 300 vectors
+    assert bool(rvq.initialized)
+    # The EMA usage starts at one step's flow (100 vectors), not the 300 of the k-means.
+    rvq2 = ResidualVQ(8, 2, 64, kmeans_samples=300, decay=0.9, dead_code_threshold=0,
+                      dead_code_patience=0)
+    for _ in range(3):
+        rvq2(torch.randn(1, 8, 100))
+    torch.testing.assert_close(rvq2.cluster_size.sum(-1), torch.full((2,), 100.0))
+
+
+def test_unused_code_is_revived_within_patience():
+    """Regression: with only the EMA ratio rule, a code unused after init needed ~230 steps
+    (decay 0.99) to be found dead; the patience rule finds it within patience * K vectors."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(4, 1, 16, dead_code_patience=2.0, kmeans_init=False)
+    x = torch.randn(2, 4, 8)  # 16 vectors a step: 2 * 16 vectors = 2 steps of patience
+    with torch.no_grad():
+        rvq.codebook[0, 5] = 100.0  # far from all data: never chosen
+        rvq.embed_sum.copy_(rvq.codebook)
+    rvq(x)
+    assert (rvq.codebook[0, 5] - 100).abs().max() < 1e-3 and rvq.unused_for[0, 5] == 16
+    rvq(x)  # 32 vectors unused: dead, revived, its idle counter reset
+    assert (rvq.codebook[0, 5] - 100).abs().min() > 50
+    assert rvq.unused_for[0, 5] == 0
+
+
+def test_0_1_0_layout_loads_with_zero_idle_counters():
+    rvq = ResidualVQ(8, 2, 16)
+    state = rvq.state_dict()
+    del state["unused_for"]
+    state._metadata[""]["version"] = 1
+    fresh = ResidualVQ(8, 2, 16)
+    fresh.unused_for.fill_(5.0)
+    fresh.load_state_dict(state, strict=True)
+    assert torch.equal(fresh.unused_for, torch.zeros(2, 16))
 
 
 def test_joint_refinement_trains_and_reduces_error():
@@ -309,8 +358,8 @@ def test_mask_excludes_padding_from_losses_stats_and_ema():
     padded[..., -3] = float("nan")
     mask = torch.zeros(1, 80, dtype=torch.bool)
     mask[:, :50] = True
-    a = ResidualVQ(8, 2, 16, dead_code_threshold=0)
-    b = ResidualVQ(8, 2, 16, dead_code_threshold=0)
+    a = ResidualVQ(8, 2, 16, dead_code_threshold=0, dead_code_patience=0)
+    b = ResidualVQ(8, 2, 16, dead_code_threshold=0, dead_code_patience=0)
     torch.manual_seed(3)
     out_a = a(real)
     torch.manual_seed(3)

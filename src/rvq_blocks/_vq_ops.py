@@ -14,6 +14,12 @@ from torch import Tensor
 _BLOCK_ELEMENTS = 1 << 19  # distance-block size (2 MiB of float32): stays in cache for argmin
 
 
+def tracing() -> bool:
+    """Whether dynamo, ``torch.export`` or ``torch.jit.trace`` is tracing this call: shapes may
+    be symbolic there, so nothing may depend on their values."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
     """Index of the closest code for every row.
 
@@ -35,6 +41,8 @@ def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
     else:
         bias = codebook.pow(2).sum(dim=-1)  # (K,); |z|^2 is constant per row and dropped
     codes_t = codebook.t()
+    if tracing():  # one block: a loop over row blocks would bake N into the graph
+        return torch.addmm(bias, z, codes_t, alpha=-2.0).argmin(dim=-1)
     rows = max(1, _BLOCK_ELEMENTS // codebook.shape[0])
     blocks = [torch.addmm(bias, z[i:i + rows], codes_t, alpha=-2.0).argmin(dim=-1)  # (rows,)
               for i in range(0, z.shape[0], rows)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-import warnings
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
+from . import _codebook as cb
 from . import _dist
 from . import _vq_ops as ops
 from ._checks import (
@@ -21,9 +24,19 @@ from ._checks import (
 )
 from .outputs import CodebookUsage, RVQOutput
 
+
+class _Stages(NamedTuple):
+    """What the greedy residual loop returns (flat vectors, ``n`` stages)."""
+
+    total: Tensor  # (N, D) sum of the chosen codes (gradient to the projections only)
+    indices: Tensor  # (N, n)
+    commitment_loss: Tensor  # (n,)
+    codebook_loss: Tensor  # (n,)
+    counts: Tensor  # (n, K) weighted code counts
+    inputs: list[Tensor]  # n x (N, Dc) detached stage inputs
+
 _OWNER = "ResidualVQ"
-_SPLIT_STEP = 0.2  # how far a revived code moves from the busy code it copies
-_KMEANS_MIN_SAMPLES = 2048  # k-means init uses at most max(this, 2 * codebook_size) vectors
+_SPLIT_STEP = cb.SPLIT_STEP  # how far a revived code moves from the busy code it copies
 
 
 class ResidualVQ(nn.Module):
@@ -40,11 +53,15 @@ class ResidualVQ(nn.Module):
     * **Losses averaged over the stages that ran**, so the loss scale does not grow with
       ``num_quantizers`` and quantizer dropout does not change it.
 
-    Codebooks learn by EMA (default; k-means init on the first training batch, Laplace
-    smoothing) or by gradient of the codebook loss ``mse(c_k, r_k.detach())`` (``ema=False``).
-    In training, codes whose EMA usage falls below ``dead_code_threshold`` times the uniform
-    share are revived by splitting a busy code toward a vector of the current batch, and
-    their EMA state is reset with them.
+    Codebooks learn by EMA (default, Laplace smoothing) or by gradient of the codebook loss
+    ``mse(c_k, r_k.detach())`` (``ema=False``). They start from k-means over the latents of
+    the first training batches: until ``kmeans_samples`` vectors are gathered, a provisional
+    k-means of what is there (at most one cluster per eight vectors, the other codes split
+    from them) codes the batches, so no stage starts collapsed even on a batch smaller than the
+    codebook; the EMA state starts at one step's worth of data. In training, a code no vector
+    chose while its stage coded ``dead_code_patience * K`` vectors, or whose EMA usage falls
+    below ``dead_code_threshold`` times the uniform share, is revived by splitting a busy code
+    toward a vector of the current batch, and its EMA state is reset with it.
 
     Distances, argmin, k-means and EMA statistics run in float32 (float64 for float64
     input) even under autocast. Vectors that are masked out or non-finite are excluded from
@@ -64,10 +81,17 @@ class ResidualVQ(nn.Module):
         decay: EMA decay of the code statistics.
         eps: Laplace-smoothing constant of the EMA cluster sizes.
         commitment_weight: Weight of the commitment loss inside ``loss``.
-        kmeans_init: Initialise codebooks by k-means on the first training batch.
+        kmeans_init: Initialise codebooks by k-means on the first training batches.
         kmeans_iters: Lloyd iterations of that k-means.
+        kmeans_samples: Vectors gathered over the first training batches before the k-means
+            init commits (default ``2 * codebook_size``). The k-means fits at most one cluster
+            per eight vectors and uses up to ``max(kmeans_samples, 8 * codebook_size)``;
+            raise it for a better init when batches are small.
         dead_code_threshold: A code is dead when its EMA usage share is below this fraction
-            of the uniform share ``1 / K``; 0 disables revival.
+            of the uniform share ``1 / K``; 0 turns this rule off.
+        dead_code_patience: A code is dead when no vector chose it while its stage coded
+            ``dead_code_patience * codebook_size`` vectors (a code of uniform share would
+            have been chosen that many times); 0 turns this rule off (both 0: no revival).
         quantizer_dropout: Probability that a training batch runs only a random number
             ``n ~ U{1..Q}`` of stages (SoundStream), for bitrate scalability.
         gradient_estimator: ``"ste"`` (straight-through) or ``"rotation"`` (rotation trick).
@@ -127,6 +151,7 @@ class ResidualVQ(nn.Module):
         codebook: ``(Q, K, codebook_dim)`` codes (a parameter when ``ema=False``).
         cluster_size: ``(Q, K)`` EMA usage counts.
         embed_sum: ``(Q, K, codebook_dim)`` EMA sums of assigned vectors (``ema=True`` only).
+        unused_for: ``(Q, K)`` vectors coded by each stage since each code was last chosen.
         initialized: ``()`` bool, whether the data-dependent init has run.
 
     Example:
@@ -136,7 +161,15 @@ class ResidualVQ(nn.Module):
         (torch.Size([2, 64, 50]), torch.Size([2, 4, 50]))
     """
 
-    _version = 1
+    _version = 2  # 2: adds ``unused_for`` (0.1.0 files load with zeros)
+    codebook: Tensor
+    cluster_size: Tensor
+    unused_for: Tensor
+    initialized: Tensor
+
+    if TYPE_CHECKING:
+        def __call__(self, x: Tensor, mask: Tensor | None = None,
+                     n_quantizers: int | None = None) -> RVQOutput: ...
 
     def __init__(
         self,
@@ -152,7 +185,9 @@ class ResidualVQ(nn.Module):
         commitment_weight: float = 0.25,
         kmeans_init: bool = True,
         kmeans_iters: int = 10,
+        kmeans_samples: int | None = None,
         dead_code_threshold: float = 0.1,
+        dead_code_patience: float = 8.0,
         quantizer_dropout: float = 0.0,
         gradient_estimator: Literal["ste", "rotation"] = "ste",
         beam_size: int = 1,
@@ -177,8 +212,14 @@ class ResidualVQ(nn.Module):
                                                0.0, 1.0, _OWNER, high_open=True)
         self.quantizer_dropout = check_range("quantizer_dropout", quantizer_dropout, 0.0, 1.0,
                                              _OWNER)
-        if kmeans_iters < 0:
-            raise ValueError(f"{_OWNER} expected kmeans_iters >= 0, got {kmeans_iters}")
+        self.dead_code_patience = check_range("dead_code_patience", dead_code_patience, 0.0,
+                                              math.inf, _OWNER)
+        if isinstance(kmeans_iters, bool) or not isinstance(kmeans_iters, int) \
+                or kmeans_iters < 0:
+            raise ValueError(f"{_OWNER} expected kmeans_iters to be an int >= 0, "
+                             f"got {kmeans_iters!r}")
+        self.kmeans_samples = 2 * codebook_size if kmeans_samples is None else \
+            check_positive_int("kmeans_samples", kmeans_samples, _OWNER)
         if gradient_estimator not in ("ste", "rotation"):
             raise ValueError(f"{_OWNER} expected gradient_estimator 'ste' or 'rotation', "
                              f"got {gradient_estimator!r}")
@@ -203,8 +244,13 @@ class ResidualVQ(nn.Module):
             self.codebook = nn.Parameter(torch.empty(shape, **factory))
         self.register_buffer("cluster_size", torch.empty(num_quantizers, codebook_size,
                                                          **factory))
+        self.register_buffer("unused_for", torch.empty(num_quantizers, codebook_size,
+                                                       **factory))
         self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
-        self._forced_indices: Tensor | None = None  # (N, n), set only by testing.forced_codes
+        self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
+        self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
+        self._provisional = False  # whether a provisional init from the pool has run
+        self._rescale_usage = False  # init_from_batch_: scale usage to the first step's flow
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
         if cdim != dim:
@@ -222,6 +268,7 @@ class ResidualVQ(nn.Module):
                 return
             nn.init.normal_(self.codebook)
             self.cluster_size.fill_(1.0)
+            self.unused_for.zero_()
             if self.ema:
                 self.embed_sum.copy_(self.codebook)
             self.initialized.fill_(not self.kmeans_init)
@@ -229,17 +276,37 @@ class ResidualVQ(nn.Module):
                 for lin in (*self.project_in, *self.project_out):
                     lin.reset_parameters()
         self._needs_init = self.kmeans_init
+        self._pool, self._provisional = [], False
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):  # noqa: D102
-        # Layout 1 (0.1.0) is the current one; a later layout change bumps ``_version`` and
-        # upgrades version-1 entries here before loading them.
-        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
+        # Layout 2 added ``unused_for``; layout-1 (0.1.0) entries are upgraded before loading.
+        version = check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
+        if version < 2 and prefix + "cluster_size" in state_dict:  # 0.1.0: no idle counters
+            state_dict[prefix + "unused_for"] = torch.zeros_like(state_dict[prefix +
+                                                                            "cluster_size"])
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         key = prefix + "initialized"
         if key in state_dict:
             self._needs_init = not bool(state_dict[key])
+            self._pool, self._provisional = [], False
+
+    @contextlib.contextmanager
+    def forced_codes(self, codes: Tensor) -> Iterator[None]:
+        """Within the block, ``forward`` uses ``codes`` instead of searching for codes.
+
+        The losses and outputs then are smooth functions of the input, which is what finite
+        differences (``torch.autograd.gradcheck``) need; :mod:`rvq_blocks.testing` uses it.
+
+        Args:
+            codes: ``(B, n, T)`` integer codes for the inputs that follow.
+        """
+        self._forced_indices = rearrange(codes, "b n t -> (b t) n")
+        try:
+            yield
+        finally:
+            self._forced_indices = None
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_quantizers={self.num_quantizers}, "
@@ -340,7 +407,7 @@ class ResidualVQ(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             z, finite, weight = self._flatten(x, mask)
             if self.training and self._needs_init:
-                self.init_from_batch_(x, mask)
+                self._gather_and_init(z, weight, synced)
             out = self._quantize(z, finite, weight, n, mask is not None, synced)
         b, t = self._batch_time(x)
         quantized = self._unflatten(out[0].to(x.dtype), b, t)
@@ -352,27 +419,31 @@ class ResidualVQ(nn.Module):
             self._dropout_generator = _dist.shared_generator(self.codebook.device)
         return self._dropout_generator
 
-    def _quantize(self, raw: Tensor, finite: Tensor, weight: Tensor, n: int,
-                  masked: bool, synced: bool = False) -> tuple[Tensor, ...]:
-        """Core loop on flat vectors ``(N, D)``: ``(quantized, indices (N, n), loss, commit,
-        codebook, perplexity, codes_used)``."""
+    def _stages(self, z: Tensor, weight: Tensor, n: int, assigned: Tensor | None = None,
+                fit: Callable[[int, Tensor], Tensor] | None = None) -> _Stages:
+        """The greedy residual loop behind ``forward``, ``encode`` and the k-means init.
+
+        Stage ``k`` codes ``r_k`` with the code ``assigned[:, k]`` (beam search, forced codes)
+        or the nearest one; ``fit(k, ze)`` (k-means init) first fits the stage's codes to its
+        inputs. Residuals are built from detached codes, so every stage's commitment loss
+        reaches the input.
+        """
         valid = weight > 0  # (N,)
-        # Non-finite rows are zeroed (gradient 0 there) so no NaN reaches a loss, a gradient of
-        # the codebooks or projections, or the EMA state; ``raw`` re-adds them to the output.
-        z = torch.where(finite[:, None], raw, 0.0)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
-        beam = self._assign(z, n)
         residual, total = z, torch.zeros_like(z.detach())  # total: grads to projections only
-        all_idx, commit, codebook_loss, counts, stage_inputs = [], [], [], [], []
+        idx_l: list[Tensor] = []
+        commit: list[Tensor] = []
+        codebook_loss: list[Tensor] = []
+        counts: list[Tensor] = []
+        inputs: list[Tensor] = []
         for k in range(n):
             ze = self._to_code_space(k, residual)  # (N, Dc)
-            codes = self.codebook[k].to(z.dtype)  # (K, Dc)
-            idx = ops.nearest(ze.detach(), codes, self.use_cosine) if beam is None else beam[:, k]
+            codes = self.codebook[k].to(z.dtype) if fit is None else fit(k, ze.detach())
+            idx = ops.nearest(ze.detach(), codes, self.use_cosine) if assigned is None \
+                else assigned[:, k]
             chosen = F.embedding(idx, codes)  # (N, Dc); carries codebook grads if learned
-            if self.ema:
-                codebook_loss.append(z.new_zeros(()))
-            else:
-                codebook_loss.append(_masked_mse(chosen - ze.detach(), valid, denom))
+            codebook_loss.append(z.new_zeros(()) if self.ema else
+                                 _masked_mse(chosen - ze.detach(), valid, denom))
             if self.project_out is None:
                 step = chosen.detach()  # (N, D)
                 residual = residual - step
@@ -385,9 +456,21 @@ class ResidualVQ(nn.Module):
                 step = self._from_code_space(k, ze_free + (chosen - ze_free).detach())
                 residual = residual - step.detach()
             total = total + step
-            all_idx.append(idx)
+            idx_l.append(idx)
             counts.append(ops.weighted_counts(idx, weight, self.codebook_size))
-            stage_inputs.append(ze.detach())
+            inputs.append(ze.detach())
+        return _Stages(total, torch.stack(idx_l, dim=1), torch.stack(commit),
+                       torch.stack(codebook_loss), torch.stack(counts), inputs)
+
+    def _quantize(self, raw: Tensor, finite: Tensor, weight: Tensor, n: int,
+                  masked: bool, synced: bool = False) -> tuple[Tensor, ...]:
+        """Flat vectors ``(N, D)`` to ``(quantized, indices (N, n), loss, commit, codebook,
+        perplexity, codes_used)``; in training, also the codebook update."""
+        # Non-finite rows are zeroed (gradient 0 there) so no NaN reaches a loss, a gradient of
+        # the codebooks or projections, or the EMA state; ``raw`` re-adds them to the output.
+        z = torch.where(finite[:, None], raw, 0.0)
+        st = self._stages(z, weight, n, assigned=self._assign(z, n))
+        total = st.total
         if self.gradient_estimator == "rotation":
             # zero where raw is finite, NaN where not: non-finite rows stay visible in the output
             quantized = ops.rotation_trick(z, total.detach()) + (raw.detach() - raw.detach())
@@ -395,14 +478,12 @@ class ResidualVQ(nn.Module):
                 quantized = quantized + (total - total.detach())
         else:
             quantized = total + (raw - raw.detach())  # value: exactly the sum of codes
-        counts_t = torch.stack(counts)  # (n, K)
         if self.training:
-            self._update_codebooks(z.detach(), total.detach(), stage_inputs, all_idx, counts_t,
-                                   weight, masked, synced)
-        commit_t, codebook_t = torch.stack(commit), torch.stack(codebook_loss)
-        loss = codebook_t.mean() + self.commitment_weight * commit_t.mean()
-        return (quantized, torch.stack(all_idx, dim=1), loss, commit_t, codebook_t,
-                ops.perplexity(counts_t), (counts_t > 0).to(z.dtype).mean(dim=-1))
+            self._update_codebooks(z.detach(), total.detach(), st.inputs,
+                                   list(st.indices.unbind(1)), st.counts, weight, masked, synced)
+        loss = st.codebook_loss.mean() + self.commitment_weight * st.commitment_loss.mean()
+        return (quantized, st.indices, loss, st.commitment_loss, st.codebook_loss,
+                ops.perplexity(st.counts), (st.counts > 0).to(z.dtype).mean(dim=-1))
 
     # ------------------------------------------------------------------ codebook learning
     @torch.no_grad()
@@ -432,75 +513,82 @@ class ResidualVQ(nn.Module):
             sums = rest[0] if rest else None
         has_data = valid_count > 0
         keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
-        cluster_size = self.cluster_size[:n]  # (n, K) view
-        cluster_size.lerp_(counts.to(cluster_size.dtype), 1.0 - keep)
-        if sums is not None:
-            self.embed_sum[:n].lerp_(sums.to(self.embed_sum.dtype), 1.0 - keep)
-            total_size = cluster_size.sum(dim=-1, keepdim=True)  # (n, 1)
-            smoothed = (cluster_size + self.eps) / (total_size + size * self.eps) * total_size
-            self.codebook.data[:n] = self.embed_sum[:n] / smoothed[..., None]
-        if self.dead_code_threshold > 0:
+        embed_sum = self.embed_sum[:n] if self.ema else None
+        if self._rescale_usage:  # after init_from_batch_: one step's worth of data
+            cb.set_usage_(self.cluster_size, self.embed_sum if self.ema else None,
+                          self.codebook.data, self.cluster_size, valid_count)
+            self._rescale_usage = False
+        cb.ema_update_(self.cluster_size[:n], embed_sum, self.codebook.data[:n], counts, sums,
+                       keep, self.eps)
+        cb.age_(self.unused_for[:n], counts, valid_count)
+        if self.dead_code_threshold > 0 or self.dead_code_patience > 0:
+            dead = cb.dead_codes(self.cluster_size[:n], self.unused_for[:n],
+                                 self.dead_code_threshold, self.dead_code_patience, has_data)
             if synced:
-                self._revive_synced(n, stage_inputs, weight, has_data)
+                self._revive_synced(n, dead, stage_inputs, weight)
             else:
-                self._revive(n, stage_inputs, weight, has_data)
+                self._revive(n, dead, stage_inputs, weight)
 
-    def _revive_synced(self, n: int, stage_inputs: list[Tensor], weight: Tensor,
-                       has_data: Tensor) -> None:
-        """Revival across ranks: decided from the all-reduced counts (the same on every rank),
-        done on rank 0 from its batch, then broadcast (only on steps with a dead code)."""
-        cluster_size = self.cluster_size[:n]  # (n, K), identical on every rank
-        mean_size = cluster_size.sum(dim=-1, keepdim=True) / self.codebook_size
-        if not bool(((cluster_size < self.dead_code_threshold * mean_size) & has_data).any()):
+    def _revive_synced(self, n: int, dead: Tensor, stage_inputs: list[Tensor],
+                       weight: Tensor) -> None:
+        """Revival across ranks: decided from the all-reduced statistics (the same on every
+        rank), done on rank 0 from its batch, then broadcast (only on steps with a dead code)."""
+        if not bool(dead.any()):
             return
         if _dist.rank() == 0:
-            self._revive(n, stage_inputs, weight, has_data)
-        parts = [self.codebook.data[:n], cluster_size]
+            self._revive(n, dead, stage_inputs, weight)
+        parts = [self.codebook.data[:n], self.cluster_size[:n], self.unused_for[:n]]
         _dist.broadcast_(parts + ([self.embed_sum[:n]] if self.ema else []))
 
-    def _revive(self, n: int, stage_inputs: list[Tensor], weight: Tensor,
-                has_data: Tensor) -> None:
-        """Re-seed codes used less than ``dead_code_threshold / K`` by splitting busy codes.
+    def _revive(self, n: int, dead: Tensor, stage_inputs: list[Tensor], weight: Tensor) -> None:
+        cb.revive_(self.codebook.data[:n], self.cluster_size[:n],
+                   self.embed_sum[:n] if self.ema else None, self.unused_for[:n], dead,
+                   stage_inputs, weight)
 
-        A dead code becomes a copy of a live code drawn in proportion to usage, moved
-        ``_SPLIT_STEP`` of the way toward a random vector of the batch: it starts where the
-        data is dense and takes over part of that code's cluster. (A bare batch vector, the
-        usual choice, is near nothing else in high dimension and dies again: at dim 128 it
-        leaves 80% of the codes unused on held-out data.) A code whose drawn batch vector is
-        masked out waits for the next step.
-        """
-        size, dim = self.codebook_size, self.codebook_dim
-        cluster_size = self.cluster_size[:n]  # (n, K) view
-        mean_size = cluster_size.sum(dim=-1, keepdim=True) / size  # (n, 1)
-        rows = torch.randint(0, weight.shape[0], (n, size), device=weight.device)  # (n, K)
-        dead = (cluster_size < self.dead_code_threshold * mean_size) & has_data
-        dead = dead & (weight[rows] > 0)
-        target = torch.stack([ze[r] for ze, r in zip(stage_inputs, rows, strict=True)])
-        donor = torch.multinomial(cluster_size.clamp_min(0) + 1e-12, size,
-                                  replacement=True)  # (n, K), busy codes more often
-        codebook = self.codebook.data[:n]  # (n, K, Dc) view
-        base = codebook.gather(1, donor[..., None].expand(-1, -1, dim))
-        fresh = base + _SPLIT_STEP * (target.to(base.dtype) - base)
-        codebook.copy_(torch.where(dead[..., None], fresh, codebook))
-        # Reset the EMA state with the code, so the next EMA step does not pull it back.
-        cluster_size.copy_(torch.where(dead, mean_size, cluster_size))
-        if self.ema:
-            self.embed_sum[:n] = torch.where(dead[..., None], fresh * mean_size[..., None],
-                                             self.embed_sum[:n])
+    @torch.compiler.disable  # data-dependent sizes; runs only over the first training steps
+    def _gather_and_init(self, z: Tensor, weight: Tensor, synced: bool) -> None:
+        """Gather this batch's valid vectors for the k-means init; initialise provisionally
+        from the first batch with data, and for good once ``kmeans_samples`` are gathered
+        (counted over all ranks when synced). The EMA state starts at this step's flow."""
+        cap = self._kmeans_cap()
+        rows = z.detach()[weight > 0][:cap]  # (M, D)
+        self._pool.append(rows)
+        pooled = torch.tensor([float(sum(p.shape[0] for p in self._pool)), rows.shape[0]],
+                              device=z.device)
+        if synced:
+            (pooled,) = _dist.all_reduce_sum([pooled])
+        have, flow = float(pooled[0]), float(pooled[1])
+        done = have >= self.kmeans_samples
+        if have == 0 or (self._provisional and not done):
+            return
+        data = torch.cat(self._pool)[-cap:]
+        shape = tuple(z.shape)
+        if synced:
+            self._init_synced(_dist.gather_rows(data, cap), shape, flow)
+        else:
+            self._init_kmeans(data, shape, flow)
+        self._provisional = True
+        if done:
+            self._pool = []
+            self.initialized.fill_(True)
+            self._needs_init = False
 
     @torch.no_grad()
     def init_from_batch_(self, x: Tensor, mask: Tensor | None = None) -> None:
-        """Data-dependent init: k-means on each stage's residuals of this batch, stage by stage.
+        """Data-dependent init now: k-means on each stage's residuals of ``x``, stage by stage.
 
-        Runs automatically on the first training ``forward`` when ``kmeans_init`` is set;
-        call it yourself to initialise from a chosen batch. Non-finite and masked vectors are
-        left out; at most ``max(2048, 2 * codebook_size)`` random vectors of the batch are used,
-        so the cost does not grow with the batch. Reads tensor values (a host sync), once.
+        Training initialises by itself (see ``kmeans_samples``); call this to initialise
+        from chosen latents instead, e.g. several batches concatenated. Non-finite and masked
+        vectors are left out; at most ``max(kmeans_samples, 8 * codebook_size)`` random
+        vectors are used. With fewer
+        than eight vectors per code the extra codes are splits of fitted ones (no stage starts
+        collapsed). The EMA usage is rescaled to the first training step's batch. Reads
+        tensor values (a host sync), once.
 
         Under ``torch.distributed`` (see ``sync``) every rank must call it: the valid vectors
-        of all ranks are gathered on rank 0 in rank order (at most the cap above per rank),
-        k-means runs there, and the result is broadcast, so a rank whose batch is all padding
-        still gets the shared codebooks.
+        of all ranks are gathered on rank 0 in rank order (at most ``kmeans_samples`` per
+        rank), k-means runs there, and the result is broadcast, so a rank whose batch is all
+        padding still gets the shared codebooks.
 
         Args:
             x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
@@ -513,53 +601,53 @@ class ResidualVQ(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             z, _, weight = self._flatten(x, mask)
             data = z[weight > 0]  # (M, D)
-            cap = max(_KMEANS_MIN_SAMPLES, 2 * self.codebook_size)
             if _dist.is_active(self.sync, _OWNER):
-                self._init_synced(_dist.gather_rows(data, cap), tuple(x.shape))
+                self._init_synced(_dist.gather_rows(data, self._kmeans_cap()), tuple(x.shape))
             else:
-                self._init_kmeans(data, cap, tuple(x.shape))
+                self._init_kmeans(data, tuple(x.shape))
+        self._rescale_usage = True
+        self._pool, self._provisional = [], True
         self.initialized.fill_(True)
         self._needs_init = False
 
-    def _init_synced(self, data: Tensor | None, shape: tuple[int, ...]) -> None:
+    def _kmeans_cap(self) -> int:
+        """Most vectors the k-means init uses: enough for one cluster per eight vectors."""
+        return max(self.kmeans_samples, cb.MIN_VECTORS_PER_CODE * self.codebook_size)
+
+    def _init_synced(self, data: Tensor | None, shape: tuple[int, ...],
+                     flow: float = 1.0) -> None:
         """k-means on rank 0 over all ranks' rows (``data``; ``None`` on other ranks), then
         one broadcast of the codebook and EMA state. Raises on every rank if no rank had data."""
         ok = torch.tensor([0.0 if data is None else float(data.shape[0] > 0)],
                           device=self.codebook.device)
         if data is not None and data.shape[0] > 0:
-            cap = max(_KMEANS_MIN_SAMPLES, 2 * self.codebook_size)
-            self._init_kmeans(data, cap, shape)
-        parts = [self.codebook.data, self.cluster_size, ok]
+            self._init_kmeans(data, shape, flow)
+        parts = [self.codebook.data, self.cluster_size, self.unused_for, ok]
         _dist.broadcast_(parts + ([self.embed_sum] if self.ema else []))
         if not bool(ok):
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, unmasked "
                              f"vector on some rank, got none (x of shape {shape} here)")
 
-    def _init_kmeans(self, data: Tensor, cap: int, shape: tuple[int, ...]) -> None:
-        """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)``."""
+    def _init_kmeans(self, data: Tensor, shape: tuple[int, ...], flow: float = 1.0) -> None:
+        """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)``; the EMA usage starts
+        at ``flow`` vectors per stage."""
         if data.shape[0] == 0:
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
                              f"unmasked vector, got none in x of shape {shape}")
-        if data.shape[0] < self.codebook_size:
-            warnings.warn(
-                f"{_OWNER} k-means init from {data.shape[0]} vectors for codebook_size "
-                f"{self.codebook_size}: each vector becomes its own code, the residuals of "
-                f"later stages are zero and their codebooks start collapsed. Initialise from "
-                f"more vectors with init_from_batch_(latents of several batches).",
-                UserWarning, stacklevel=4)
+        cap = self._kmeans_cap()
         if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
             data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
-        residual = data
-        for k in range(self.num_quantizers):
-            ze = self._to_code_space(k, residual)
-            centroids, counts = ops.kmeans(ze, self.codebook_size, self.kmeans_iters,
-                                           self.use_cosine)
-            self.codebook.data[k] = centroids.to(self.codebook.dtype)
-            self.cluster_size[k] = counts.to(self.cluster_size.dtype)
-            if self.ema:
-                self.embed_sum[k] = self.codebook[k] * self.cluster_size[k][:, None]
-            idx = ops.nearest(ze, centroids, self.use_cosine)
-            residual = residual - self._from_code_space(k, centroids[idx])
+
+        def fit(k: int, ze: Tensor) -> Tensor:
+            codes = cb.fit_stage(ze, self.codebook_size, self.kmeans_iters, self.use_cosine)
+            self.codebook.data[k] = codes.to(self.codebook.dtype)
+            return codes
+
+        weight = torch.ones(data.shape[0], dtype=data.dtype, device=data.device)
+        stages = self._stages(data, weight, self.num_quantizers, fit=fit)
+        cb.set_usage_(self.cluster_size, self.embed_sum if self.ema else None,
+                      self.codebook.data, stages.counts.to(self.cluster_size.dtype), flow)
+        self.unused_for.zero_()
 
     # ------------------------------------------------------------------ codes
     @torch.no_grad()
@@ -578,15 +666,8 @@ class ResidualVQ(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             z, finite, _ = self._flatten(x, None)
             z = torch.where(finite[:, None], z, 0.0)  # as in forward: non-finite rows coded as 0
-            idx = self._assign(z, n)
-            if idx is None:
-                residual, cols = z, []
-                for k in range(n):
-                    codes = self.codebook[k].to(z.dtype)  # (K, Dc)
-                    i = ops.nearest(self._to_code_space(k, residual), codes, self.use_cosine)
-                    residual = residual - self._from_code_space(k, codes[i])
-                    cols.append(i)
-                idx = torch.stack(cols, dim=1)  # (N, n)
+            weight = torch.ones_like(z[:, 0])
+            idx = self._stages(z, weight, n, assigned=self._assign(z, n)).indices  # (N, n)
         b, t = self._batch_time(x)
         return idx.t().reshape(n, b, t).transpose(0, 1)  # (B, n, T)
 
@@ -602,7 +683,8 @@ class ResidualVQ(nn.Module):
         Raises:
             TypeError: If ``indices`` is not an integer tensor.
             ValueError: On a wrong shape or a code outside ``[0, codebook_size)`` (this check
-                reads the values: one host sync).
+                reads the values: one host sync, skipped under ``torch.compile``/export, where
+                the lookup's own index check raises instead).
         """
         if not isinstance(indices, Tensor) or indices.is_floating_point() or \
                 indices.is_complex() or indices.dtype == torch.bool:
@@ -613,8 +695,9 @@ class ResidualVQ(nn.Module):
             raise ValueError(f"{_OWNER}.decode expected indices of shape (B, n, T) with "
                              f"B, T >= 1 and 1 <= n <= {self.num_quantizers}, "
                              f"got {tuple(indices.shape)}")
-        lo, hi = int(indices.min()), int(indices.max())
-        if lo < 0 or hi >= self.codebook_size:
+        if not ops.tracing():  # a host sync; compiled and exported graphs index-check instead
+            lo, hi = int(indices.min()), int(indices.max())
+        if not ops.tracing() and (lo < 0 or hi >= self.codebook_size):
             raise ValueError(f"{_OWNER}.decode expected codes in [0, {self.codebook_size}), "
                              f"got values in [{lo}, {hi}]")
         b, n, t = indices.shape

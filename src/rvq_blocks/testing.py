@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 from .residual_vq import ResidualVQ
@@ -50,12 +49,10 @@ class CheckResult:
 @contextlib.contextmanager
 def forced_codes(rvq: ResidualVQ, codes: Tensor) -> Iterator[None]:
     """Within the block, ``rvq`` uses ``codes`` ``(B, n, T)`` instead of searching for codes,
-    so its losses are smooth functions of the input (for finite differences)."""
-    rvq._forced_indices = rearrange(codes, "b n t -> (b t) n")  # (N, n)
-    try:
+    so its losses are smooth functions of the input (for finite differences); the same as
+    ``rvq.forced_codes(codes)``."""
+    with rvq.forced_codes(codes):
         yield
-    finally:
-        rvq._forced_indices = None
 
 
 def _float_outputs(out: object) -> tuple[Tensor, ...]:
