@@ -142,7 +142,8 @@ def test_loss_is_averaged_not_summed_over_quantizers():
     x = torch.randn(2, 8, 30)
     losses = {}
     for q in (1, 2, 8):
-        rvq = ResidualVQ(8, q, 16, ema=False, kmeans_init=False, dead_code_threshold=0, dead_code_patience=0)
+        rvq = ResidualVQ(8, q, 16, ema=False, kmeans_init=False, dead_code_threshold=0,
+                         dead_code_patience=0)
         with torch.no_grad():
             rvq.codebook.zero_()  # every stage sees the same residual: x itself
         out = rvq(x)
@@ -156,7 +157,8 @@ def test_loss_is_averaged_not_summed_over_quantizers():
 
 def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
     rvq = ResidualVQ(8, 6, 16, quantizer_dropout=1.0, ema=False, kmeans_init=False,
-                     dead_code_threshold=0, dead_code_patience=0)
+                     dead_code_threshold=0,
+                         dead_code_patience=0)
     with torch.no_grad():
         rvq.codebook.zero_()
     x = torch.randn(2, 8, 10)
@@ -174,7 +176,8 @@ def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
 
 # --------------------------------------------------------------------------- codebook learning
 def test_ema_moves_codes_to_cluster_means():
-    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0, dead_code_patience=0,
+    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0,
+                     dead_code_patience=0,
                      eps=1e-9)
     with torch.no_grad():
         rvq.codebook[0] = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
@@ -358,8 +361,10 @@ def test_mask_excludes_padding_from_losses_stats_and_ema():
     padded[..., -3] = float("nan")
     mask = torch.zeros(1, 80, dtype=torch.bool)
     mask[:, :50] = True
-    a = ResidualVQ(8, 2, 16, dead_code_threshold=0, dead_code_patience=0)
-    b = ResidualVQ(8, 2, 16, dead_code_threshold=0, dead_code_patience=0)
+    a = ResidualVQ(8, 2, 16, dead_code_threshold=0,
+                         dead_code_patience=0)
+    b = ResidualVQ(8, 2, 16, dead_code_threshold=0,
+                         dead_code_patience=0)
     torch.manual_seed(3)
     out_a = a(real)
     torch.manual_seed(3)

@@ -23,10 +23,11 @@ def fit_stage(data: Tensor, size: int, iters: int, cosine: bool) -> Tensor:
 
     k-means fits ``min(K, N // 8)`` clusters, so every cluster holds vectors to average and the
     residual left for the next stage keeps its scale (with one vector per code it would be
-    zero; with two, a quickstart-sized batch leaves stages 4-8 of 8 collapsed). When the data are too few for ``K`` clusters, the
-    remaining codes are *splits*: copies of fitted centroids moved ``SPLIT_STEP`` of the way
-    toward a random data vector, so they start where the data are and take over part of a
-    cluster; the EMA update and dead-code revival spread them from there.
+    zero; with two, a quickstart-sized batch leaves stages 4-8 of 8 collapsed). When the data
+    are too few for ``K`` clusters, the remaining codes are *splits*: copies of fitted
+    centroids moved ``SPLIT_STEP`` of the way toward a random data vector, so they start where
+    the data are and take over part of a cluster; the EMA update and dead-code revival spread
+    them from there.
 
     Returns:
         ``(K, Dc)`` codes.

@@ -17,7 +17,7 @@ _BLOCK_ELEMENTS = 1 << 19  # distance-block size (2 MiB of float32): stays in ca
 def tracing() -> bool:
     """Whether dynamo, ``torch.export`` or ``torch.jit.trace`` is tracing this call: shapes may
     be symbolic there, so nothing may depend on their values."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return torch.compiler.is_compiling() or bool(torch._C._get_tracing_state())
 
 
 def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from typing_extensions import override
 
 from . import _codebook as cb
 from . import _dist
@@ -22,6 +23,7 @@ from ._checks import (
     check_range,
     check_state_version,
 )
+from ._compile import eager
 from .outputs import CodebookUsage, RVQOutput
 
 
@@ -163,6 +165,7 @@ class ResidualVQ(nn.Module):
 
     _version = 2  # 2: adds ``unused_for`` (0.1.0 files load with zeros)
     codebook: Tensor
+    embed_sum: Tensor  # registered only with ema=True
     cluster_size: Tensor
     unused_for: Tensor
     initialized: Tensor
@@ -235,17 +238,15 @@ class ResidualVQ(nn.Module):
         self.sync = sync
         self._dropout_generator: torch.Generator | None = None  # shared by all ranks
 
-        factory = {"device": device, "dtype": dtype}
         shape = (num_quantizers, codebook_size, cdim)
         if ema:
-            self.register_buffer("codebook", torch.empty(shape, **factory))
-            self.register_buffer("embed_sum", torch.empty(shape, **factory))
+            self.register_buffer("codebook", torch.empty(shape, device=device, dtype=dtype))
+            self.register_buffer("embed_sum", torch.empty(shape, device=device, dtype=dtype))
         else:
-            self.codebook = nn.Parameter(torch.empty(shape, **factory))
-        self.register_buffer("cluster_size", torch.empty(num_quantizers, codebook_size,
-                                                         **factory))
-        self.register_buffer("unused_for", torch.empty(num_quantizers, codebook_size,
-                                                       **factory))
+            self.codebook = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        usage = (num_quantizers, codebook_size)
+        self.register_buffer("cluster_size", torch.empty(usage, device=device, dtype=dtype))
+        self.register_buffer("unused_for", torch.empty(usage, device=device, dtype=dtype))
         self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
         self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
         self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
@@ -254,9 +255,9 @@ class ResidualVQ(nn.Module):
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
         if cdim != dim:
-            self.project_in = nn.ModuleList(nn.Linear(dim, cdim, **factory)
+            self.project_in = nn.ModuleList(nn.Linear(dim, cdim, device=device, dtype=dtype)
                                             for _ in range(num_quantizers))
-            self.project_out = nn.ModuleList(nn.Linear(cdim, dim, **factory)
+            self.project_out = nn.ModuleList(nn.Linear(cdim, dim, device=device, dtype=dtype)
                                              for _ in range(num_quantizers))
         self.reset_parameters()
 
@@ -278,8 +279,11 @@ class ResidualVQ(nn.Module):
         self._needs_init = self.kmeans_init
         self._pool, self._provisional = [], False
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):  # noqa: D102
+    @override
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              local_metadata: dict[str, Any], strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
         # Layout 2 added ``unused_for``; layout-1 (0.1.0) entries are upgraded before loading.
         version = check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
         if version < 2 and prefix + "cluster_size" in state_dict:  # 0.1.0: no idle counters
@@ -308,6 +312,7 @@ class ResidualVQ(nn.Module):
         finally:
             self._forced_indices = None
 
+    @override
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_quantizers={self.num_quantizers}, "
                 f"codebook_size={self.codebook_size}, codebook_dim={self.codebook_dim}, "
@@ -545,7 +550,7 @@ class ResidualVQ(nn.Module):
                    self.embed_sum[:n] if self.ema else None, self.unused_for[:n], dead,
                    stage_inputs, weight)
 
-    @torch.compiler.disable  # data-dependent sizes; runs only over the first training steps
+    @eager  # data-dependent sizes; runs only over the first training steps
     def _gather_and_init(self, z: Tensor, weight: Tensor, synced: bool) -> None:
         """Gather this batch's valid vectors for the k-means init; initialise provisionally
         from the first batch with data, and for good once ``kmeans_samples`` are gathered
@@ -721,8 +726,10 @@ class ResidualVQ(nn.Module):
                              (~alive).sum(-1))
 
 
-def _linear(layer: nn.Linear, v: Tensor) -> Tensor:
-    """``layer(v)`` in ``v``'s dtype (float64 input meets float32 projections)."""
+def _linear(layer: nn.Module, v: Tensor) -> Tensor:
+    """``layer(v)`` of an ``nn.Linear`` in ``v``'s dtype (float64 input meets float32
+    projections)."""
+    layer = cast(nn.Linear, layer)
     bias = None if layer.bias is None else layer.bias.to(v.dtype)
     return F.linear(v, layer.weight.to(v.dtype), bias)
 
