@@ -54,6 +54,8 @@ from rvq_blocks import (  # noqa: E402
     rms_scale_loss,
 )
 
+NO_REVIVAL = dict(dead_code_threshold=0.0, dead_code_patience=0.0)  # codebooks left alone
+
 
 def _r(x: float, digits: int = 5) -> float:
     """Round to ``digits`` significant digits for the JSON."""
@@ -85,7 +87,7 @@ def exp_codebook_loss(steps: int) -> dict:
         return torch.randn(n, dim_in, generator=gen) @ mix * 2.0
 
     held = data(4096, torch.Generator().manual_seed(99))
-    frozen_init = dict(ema=False, kmeans_init=False, dead_code_threshold=0.0)
+    frozen_init = dict(ema=False, kmeans_init=False, **NO_REVIVAL)
     recipes = {
         "buggy": ("BUGGY: learned codebook, no codebook loss (commitment only), random init",
                   frozen_init),
@@ -227,13 +229,13 @@ def _rel(a: Tensor, b: Tensor) -> float:
 def exp_ste(steps: int) -> dict:
     dim, q, k, n = 8, 4, 32, 2048
     torch.manual_seed(0)
-    base = ResidualVQ(dim, q, k, ema=False, dead_code_threshold=0.0, channel_last=True)
+    base = ResidualVQ(dim, q, k, ema=False, channel_last=True, **NO_REVIVAL)
     x0 = torch.randn(1, n, dim)
     base(x0)  # k-means init of the learned codebooks on this batch
     target = torch.randn(n, dim)
     grads = {}
     for name, (_, fn) in STE_VARIANTS.items():
-        rvq = ResidualVQ(dim, q, k, ema=False, dead_code_threshold=0.0, channel_last=True)
+        rvq = ResidualVQ(dim, q, k, ema=False, channel_last=True, **NO_REVIVAL)
         rvq.load_state_dict(base.state_dict())
         x = x0[0].clone().requires_grad_(True)
         if fn is None:
@@ -268,7 +270,7 @@ def exp_ste(steps: int) -> dict:
             continue
         torch.manual_seed(0)
         enc, dec = nn.Linear(dim_in, dim), nn.Linear(dim, dim_in)
-        rvq = ResidualVQ(dim, q, k, ema=False, dead_code_threshold=0.0, channel_last=True)
+        rvq = ResidualVQ(dim, q, k, ema=False, channel_last=True, **NO_REVIVAL)
         opt = torch.optim.Adam([*enc.parameters(), *dec.parameters(), *rvq.parameters()],
                                lr=3e-3)
         gen = torch.Generator().manual_seed(1)
@@ -305,7 +307,7 @@ def exp_summed_losses() -> dict:
     rows = []
     for q in (1, 2, 4, 8):
         torch.manual_seed(0)
-        rvq = ResidualVQ(dim, q, k, ema=False, dead_code_threshold=0.0, channel_last=True)
+        rvq = ResidualVQ(dim, q, k, ema=False, channel_last=True, **NO_REVIVAL)
         rvq(x0)  # k-means init on this batch
         x = x0.clone().requires_grad_(True)
         out = rvq(x)

@@ -129,13 +129,17 @@ def scenario_padding(rank: int, world: int) -> dict:
         if last and s == 1:
             x = torch.full_like(x, float("nan"))
         rvq(x, mask=mask)
-    empty = ResidualVQ(8, 2, 16)  # no rank has data at init: every rank raises, none hangs
+    # No rank has data: training waits for data to initialise (no error, no hang);
+    # init_from_batch_ raises on every rank, none hangs.
+    empty = ResidualVQ(8, 2, 16)
+    empty(torch.randn(1, 8, 4), mask=torch.zeros(1, 4))
+    waiting = not bool(empty.initialized)
     try:
-        empty(torch.randn(1, 8, 4), mask=torch.zeros(1, 4))
+        empty.init_from_batch_(torch.randn(1, 8, 4), mask=torch.zeros(1, 4))
         raised = ""
     except ValueError as err:
         raised = str(err)
-    return {"state": snapshot(rvq), "raised": raised}
+    return {"state": snapshot(rvq), "raised": raised, "waiting": waiting}
 
 
 def scenario_balancer(rank: int, world: int) -> dict:
@@ -317,6 +321,7 @@ def test_all_padding_or_nan_rank_takes_part_without_hanging(world, request):
         if v.is_floating_point():
             assert torch.isfinite(v).all(), k
     for r in results:
+        assert r["padding"]["waiting"]
         assert "on some rank, got none" in r["padding"]["raised"]
 
 

@@ -250,9 +250,16 @@ def test_torchrun_two_processes_matches_one_process(data_dir, tmp_path):
     a = load_checkpoint(tmp_path / "ddp" / "telugu_codec" / "last.pt")
     b = load_checkpoint(tmp_path / "single" / "telugu_codec" / "last.pt")
     assert a["global_step"] == b["global_step"] == 4
-    for k in b["model"]:
-        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-3, atol=1e-4,
-                                   msg=lambda m, k=k: f"{k}: {m}")
+    for k, ref in b["model"].items():
+        # per tensor, not per element: Adam divides each gradient by its own RMS, so an
+        # element whose gradient is ~0 turns summation-order noise into a step of up to lr
+        got = a["model"][k]
+        if ref.is_floating_point():
+            # (relative, or absolute below norm 1: a LayerNorm bias that stays near 0 is noise)
+            err = float((got - ref).norm() / ref.norm().clamp_min(1.0))
+            assert err < 2e-3, f"{k}: difference {err:.2e} (norm {float(ref.norm()):.3g})"
+        else:
+            assert torch.equal(got, ref), k
     assert a["metrics"]["snr"] == pytest.approx(b["metrics"]["snr"], rel=1e-3, abs=1e-3)
 
 
