@@ -201,7 +201,9 @@ def scenario_compiled(rank: int, world: int) -> dict:
         g = torch.Generator().manual_seed(10 * s + rank)
         compiled(torch.randn(2, 8, 12, generator=g))
     warm = ResidualVQ(8, 2, 16, dead_code_threshold=0.5)
-    warm(torch.randn(2, 8, 12))  # k-means init done: count the steady-state breaks
+    for _ in range(2):  # 48 >= kmeans_samples = 32 vectors: the k-means init has committed
+        warm(torch.randn(2, 8, 12))
+    assert bool(warm.initialized)  # count the steady-state breaks
     breaks = torch._dynamo.explain(warm)(torch.randn(2, 8, 12)).graph_break_count
     return {"state": snapshot(rvq), "breaks": breaks}
 

@@ -531,3 +531,15 @@ def test_quantized_matches_codes_sum_in_training_too():
     rvq.load_state_dict(state)
     torch.testing.assert_close(rvq.decode(out.indices), out.quantized)
     assert F.mse_loss(out.quantized, x) < x.pow(2).mean()
+
+
+@pytest.mark.parametrize("option", ["decay", "eps", "commitment_weight", "quantizer_dropout",
+                                    "dead_code_threshold", "dead_code_patience"])
+def test_nan_options_are_refused_by_name(option):
+    with pytest.raises(ValueError, match=f"{option} to be a number, got NaN"):
+        ResidualVQ(8, 2, 16, **{option: float("nan")})
+
+
+def test_non_integer_kmeans_iters_is_refused():
+    with pytest.raises(ValueError, match="kmeans_iters to be an int >= 0, got 2.5"):
+        ResidualVQ(8, 2, 16, kmeans_iters=2.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,7 +66,12 @@ def check_positive_int(name: str, value: object, owner: str) -> int:
 
 def check_range(name: str, value: float, low: float, high: float, owner: str,
                 low_open: bool = False, high_open: bool = False) -> float:
-    """Raise ``ValueError`` unless ``low <= value <= high`` (ends open where asked)."""
+    """Raise ``ValueError`` unless ``low <= value <= high`` (ends open where asked); NaN and
+    non-numbers never pass."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner} expected {name} to be a number, got {type(value).__name__}")
+    if math.isnan(value):
+        raise ValueError(f"{owner} expected {name} to be a number, got NaN")
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if below or above:

@@ -43,15 +43,18 @@ def fit_stage(data: Tensor, size: int, iters: int, cosine: bool) -> Tensor:
 
 
 def set_usage_(cluster_size: Tensor, embed_sum: Tensor | None, codebook: Tensor,
-               counts: Tensor, per_step: Tensor | float) -> None:
-    """Start the EMA state from usage ``counts`` ``(n, K)``, scaled to ``per_step`` vectors.
+               counts: Tensor, total: Tensor | float) -> None:
+    """Start the EMA state from usage ``counts`` ``(n, K)``, scaled to ``total`` per stage.
 
-    The EMA then weighs the init like one step's worth of data: a code the data stop using
-    loses its share at the rate of the EMA decay, instead of carrying the weight of the whole
-    k-means sample for hundreds of steps.
+    Called with the vectors of one step, the EMA then weighs the init like one step's worth of
+    data: a code the data stop using loses its share at the rate of the EMA decay, instead of
+    carrying the weight of the whole k-means sample for hundreds of steps. (Starting lower, at
+    one step's *contribution* ``(1 - decay) * vectors``, makes codes running means of their
+    first vectors: with fewer vectors than codes per step they jump onto single vectors and
+    code fresh data worse, measured.)
     """
-    total = counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (n, 1)
-    cluster_size.copy_(counts / total * per_step)
+    share = counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (n, K)
+    cluster_size.copy_(share * total)
     if embed_sum is not None:
         embed_sum.copy_(codebook * cluster_size[..., None])
 
@@ -109,29 +112,31 @@ def dead_codes(cluster_size: Tensor, unused_for: Tensor, threshold: float, patie
 
 
 def revive_(codebook: Tensor, cluster_size: Tensor, embed_sum: Tensor | None,
-            unused_for: Tensor, dead: Tensor, inputs: list[Tensor], weight: Tensor) -> None:
+            unused_for: Tensor, dead: Tensor, inputs: list[Tensor], indices: list[Tensor],
+            weight: Tensor) -> None:
     """Re-seed the ``dead`` codes by splitting busy codes, and reset their EMA state.
 
-    A dead code becomes a copy of a live code drawn in proportion to usage, moved
-    ``SPLIT_STEP`` of the way toward a random vector of the batch: it starts where the data
-    are dense and takes over part of that code's cluster. (A bare batch vector, the usual
-    choice, is near nothing else in high dimension and dies again: at dim 128 it leaves 80%
-    of the codes unused on held-out data.) Its usage count, EMA sum and idle counter are reset
-    with it, so the next EMA step does not pull it back. A code whose drawn batch vector is
-    masked out waits for the next step.
+    Each dead code becomes a copy of a code in use in this batch (the code of a random batch
+    vector, so busy codes are drawn most often), moved ``SPLIT_STEP`` of the way toward another
+    random batch vector: it starts where the data are dense and takes over part of a cluster.
+    (A bare batch vector, the usual choice, is near nothing else in high dimension and dies
+    again: at dim 128 it leaves 80% of the codes unused on held-out data. Donors are drawn from
+    this batch's codes, not by EMA usage, which lags latents that move.) Its usage count, EMA
+    sum and idle counter are reset with it, so the next EMA step does not pull it back. A code
+    whose drawn batch vectors are masked out waits for the next step.
 
     Args:
         codebook: ``(n, K, Dc)``; ``cluster_size``, ``unused_for``, ``dead``: ``(n, K)``;
             ``embed_sum``: ``(n, K, Dc)`` or ``None``.
         inputs: Per stage, the ``(N, Dc)`` vectors it coded in this batch.
+        indices: Per stage, the ``(N,)`` codes it chose for them (the donors are drawn here).
         weight: ``(N,)`` 1 for valid vectors, 0 for masked or non-finite ones.
     """
     n, size, dim = codebook.shape
-    rows = torch.randint(0, weight.shape[0], (n, size), device=weight.device)  # (n, K)
-    dead = dead & (weight[rows] > 0)
+    rows, owners = torch.randint(0, weight.shape[0], (2, n, size), device=weight.device)
+    dead = dead & (weight[rows] > 0) & (weight[owners] > 0)  # (n, K)
     target = torch.stack([ze[r] for ze, r in zip(inputs, rows, strict=True)])  # (n, K, Dc)
-    donor = torch.multinomial(cluster_size.clamp_min(0) + 1e-12, size,
-                              replacement=True)  # (n, K), busy codes more often
+    donor = torch.stack([idx[r] for idx, r in zip(indices, owners, strict=True)])  # (n, K)
     base = codebook.gather(1, donor[..., None].expand(-1, -1, dim))
     fresh = base + SPLIT_STEP * (target.to(base.dtype) - base)
     codebook.copy_(torch.where(dead[..., None], fresh, codebook))

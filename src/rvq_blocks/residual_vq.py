@@ -62,8 +62,9 @@ class ResidualVQ(nn.Module):
     from them) codes the batches, so no stage starts collapsed even on a batch smaller than the
     codebook; the EMA state starts at one step's worth of data. In training, a code no vector
     chose while its stage coded ``dead_code_patience * K`` vectors, or whose EMA usage falls
-    below ``dead_code_threshold`` times the uniform share, is revived by splitting a busy code
-    toward a vector of the current batch, and its EMA state is reset with it.
+    below ``dead_code_threshold`` times the uniform share, is revived as a split of a code in
+    use in the current batch, moved toward a vector of that batch, and its EMA state is reset
+    with it.
 
     Distances, argmin, k-means and EMA statistics run in float32 (float64 for float64
     input) even under autocast. Vectors that are masked out or non-finite are excluded from
@@ -251,7 +252,7 @@ class ResidualVQ(nn.Module):
         self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
         self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
         self._provisional = False  # whether a provisional init from the pool has run
-        self._rescale_usage = False  # init_from_batch_: scale usage to the first step's flow
+        self._rescale_usage = False  # init_from_batch_: usage set at the first training step
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
         if cdim != dim:
@@ -530,25 +531,26 @@ class ResidualVQ(nn.Module):
             dead = cb.dead_codes(self.cluster_size[:n], self.unused_for[:n],
                                  self.dead_code_threshold, self.dead_code_patience, has_data)
             if synced:
-                self._revive_synced(n, dead, stage_inputs, weight)
+                self._revive_synced(n, dead, stage_inputs, all_idx, weight)
             else:
-                self._revive(n, dead, stage_inputs, weight)
+                self._revive(n, dead, stage_inputs, all_idx, weight)
 
     def _revive_synced(self, n: int, dead: Tensor, stage_inputs: list[Tensor],
-                       weight: Tensor) -> None:
+                       all_idx: list[Tensor], weight: Tensor) -> None:
         """Revival across ranks: decided from the all-reduced statistics (the same on every
         rank), done on rank 0 from its batch, then broadcast (only on steps with a dead code)."""
         if not bool(dead.any()):
             return
         if _dist.rank() == 0:
-            self._revive(n, dead, stage_inputs, weight)
+            self._revive(n, dead, stage_inputs, all_idx, weight)
         parts = [self.codebook.data[:n], self.cluster_size[:n], self.unused_for[:n]]
         _dist.broadcast_(parts + ([self.embed_sum[:n]] if self.ema else []))
 
-    def _revive(self, n: int, dead: Tensor, stage_inputs: list[Tensor], weight: Tensor) -> None:
+    def _revive(self, n: int, dead: Tensor, stage_inputs: list[Tensor], all_idx: list[Tensor],
+                weight: Tensor) -> None:
         cb.revive_(self.codebook.data[:n], self.cluster_size[:n],
                    self.embed_sum[:n] if self.ema else None, self.unused_for[:n], dead,
-                   stage_inputs, weight)
+                   stage_inputs, all_idx, weight)
 
     @eager  # data-dependent sizes; runs only over the first training steps
     def _gather_and_init(self, z: Tensor, weight: Tensor, synced: bool) -> None:
@@ -585,9 +587,9 @@ class ResidualVQ(nn.Module):
         Training initialises by itself (see ``kmeans_samples``); call this to initialise
         from chosen latents instead, e.g. several batches concatenated. Non-finite and masked
         vectors are left out; at most ``max(kmeans_samples, 8 * codebook_size)`` random
-        vectors are used. With fewer
-        than eight vectors per code the extra codes are splits of fitted ones (no stage starts
-        collapsed). The EMA usage is rescaled to the first training step's batch. Reads
+        vectors are used. With fewer than eight vectors per code the extra codes are splits of
+        fitted ones (no stage starts collapsed). The EMA usage is rescaled to the first training
+        step's batch. Reads
         tensor values (a host sync), once.
 
         Under ``torch.distributed`` (see ``sync``) every rank must call it: the valid vectors
@@ -635,7 +637,7 @@ class ResidualVQ(nn.Module):
 
     def _init_kmeans(self, data: Tensor, shape: tuple[int, ...], flow: float = 1.0) -> None:
         """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)``; the EMA usage starts
-        at ``flow`` vectors per stage."""
+        at ``flow`` vectors per stage (one step's worth)."""
         if data.shape[0] == 0:
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
                              f"unmasked vector, got none in x of shape {shape}")
