@@ -337,3 +337,15 @@ def test_mixed_precision_losses_and_constant_terms():
     assert out.dtype == torch.float32
     assert bool(torch.isfinite(y.grad).all())
     assert balancer.metrics["c/share"] == 0.0 and balancer.metrics["const/value"] == 2.0
+
+
+def test_loss_without_gradient_gets_scale_zero_not_total_norm_over_eps():
+    """Regression: a loss with zero gradient at y was given total_norm / eps = 5e11 as its
+    scale, which showed in the logs and in the returned loss value."""
+    balancer = LossBalancer({"recon": 1.0, "flat": 1.0})
+    y = torch.randn(2, 1, 16, requires_grad=True)
+    total = balancer.backward({"recon": y.square().mean(), "flat": (y * 0).sum() + 3.0}, y)
+    stats = balancer.metrics
+    assert stats["flat/scale"] == 0.0
+    assert stats["recon/scale"] > 0
+    assert float(total) < 10.0  # not 3 * 5e11

@@ -158,3 +158,13 @@ def test_bad_inputs():
         RMSScaleLoss(dc_weight=-1.0)
     with pytest.raises(ValueError, match="reduction in"):
         RMSScaleLoss(reduction="max")
+
+
+def test_all_zero_mask_is_refused_and_empty_examples_are_left_out_of_the_mean():
+    x, y = torch.randn(2, 1, 100), torch.randn(2, 1, 100)
+    with pytest.raises(ValueError, match="at least one valid sample"):
+        rms_scale_loss(x, y, mask=torch.zeros(2, 100))
+    mask = torch.ones(2, 100)
+    mask[1] = 0  # the second example has no samples: the mean is over the first alone
+    got = rms_scale_loss(x, y, mask=mask)
+    torch.testing.assert_close(got, rms_scale_loss(x[:1], y[:1]))

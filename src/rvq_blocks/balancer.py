@@ -258,6 +258,9 @@ class LossBalancer(nn.Module):
             else:
                 avg = torch.where(self.norm_ema_weight > 0, self.ema_norms, norms_avg)
             scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  # (L,)
+            # a loss whose gradient at y has always been zero has nothing to balance: scale 0,
+            # not total_norm / eps (a 1e12 factor in the logs and in the returned loss value)
+            scales = torch.where(avg.to(w) > 0, scales, 0.0)
             # DDP averages over ranks the gradients that one process would sum over items
             scales = scales * self._ranks()
         else:

@@ -121,7 +121,9 @@ def rms_scale_loss(
         dc_weight: Weight of the explicit DC-offset term, ``>= 0``.
         eps: Added to the mean power inside the square root, ``> 0``: exact silence gives
             a finite value (``sqrt(eps)``) and a finite gradient.
-        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.
+        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``. With a
+            ``mask``, an example without valid samples counts 0 and ``"mean"`` averages over
+            the examples that have some.
 
     Returns:
         A 0-d tensor, or ``(B,)`` with ``reduction="none"``; float32 for half-precision
@@ -129,7 +131,8 @@ def rms_scale_loss(
 
     Raises:
         TypeError: If an input is not a floating-point tensor (mask: not a tensor).
-        ValueError: On mismatched or unsupported shapes, or an invalid option value.
+        ValueError: On mismatched or unsupported shapes, an invalid option value, or a
+            ``mask`` with no valid sample at all (checked in eager mode: one host read).
 
     Shape:
         - ``pred``, ``target``: ``(B, C, S)``, or ``(B, S)`` treated as mono ``(B, 1, S)``.
@@ -167,6 +170,14 @@ def rms_scale_loss(
     loss = (rms_p - rms_t).square()  # (B,)
     if dc_weight > 0:
         loss = loss + dc_weight * (mean_p - mean_t).square().mean(1)
+    if mask is not None:  # an example without a valid sample has no loudness: it counts 0
+        has_samples = w.flatten(1).sum(1) > 0  # (B,)
+        if not torch.compiler.is_compiling() and not bool(has_samples.any()):  # host read
+            raise ValueError(f"{owner} expected mask to mark at least one valid sample, got "
+                             f"an all-zero mask of shape {tuple(mask.shape)}")
+        loss = torch.where(has_samples, loss, 0.0)
+        if reduction == "mean":  # over the examples that have samples
+            return loss.sum() / has_samples.sum().clamp_min(1)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
