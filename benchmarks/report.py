@@ -909,7 +909,7 @@ def _usage_tables(data: dict) -> str:
             f"only). {machine(meta)}\n\n" + "\n".join(out))
 
 
-USAGE_INTRO = """Issue 12's harness (`benchmarks/bench_codebook_usage.py`): two waveform
+USAGE_INTRO = """The harness (`benchmarks/bench_codebook_usage.py`): two waveform
 autoencoders trained on the Telugu example's synthetic corpus, each with every quantizer in
 place of its own; per-stage codes in use on held-out audio at steps 25, 50, 100, 200 and 400.
 The goal: every stage at 90% or more by step 100 and never below 80% after, on both models."""
@@ -917,15 +917,18 @@ The goal: every stage at 90% or more by step 100 and never below 80% after, on b
 
 @section("codebook_usage_before.json", order=46, optional=True)
 def codebook_usage_before(data: dict, fig: Figures) -> str:
-    return ("## Codebook usage in the first training steps: before issue 12\n\n"
-            + USAGE_INTRO + " These are the figures of `ResidualVQ` before that work.\n\n"
-            + _usage_tables(data))
+    return ("## Codebook usage in the first training steps: rvq_blocks 0.1.0\n\n"
+            + USAGE_INTRO + " These are the figures of the 0.1.0 `ResidualVQ` (k-means on the "
+            "first batch alone, EMA usage worth the whole k-means sample, revival by the EMA "
+            "ratio only) and of the Telugu example as it was then (SEANet-style "
+            "convolutions).\n\n" + _usage_tables(data))
 
 
 @section("codebook_usage.json", order=47, optional=True)
 def codebook_usage(data: dict, fig: Figures) -> str:
-    return ("## Codebook usage in the first training steps\n\n" + USAGE_INTRO + "\n\n"
-            + _usage_tables(data))
+    return ("## Codebook usage in the first training steps\n\n" + USAGE_INTRO
+            + " Model a is the Telugu example's current frame-rate codec, so its rows compare "
+            "with each other, not with the 0.1.0 table below.\n\n" + _usage_tables(data))
 
 
 @section("ddp.json", order=60)

@@ -121,6 +121,23 @@ def test_learned_codebooks_get_gradient_from_their_own_codebook_loss():
     assert grad.abs().sum() > 0
 
 
+def test_learned_codebooks_get_no_gradient_from_the_commitment_loss():
+    """Residuals from detached codes: the commitment loss moves the encoder only, and the
+    codebook gradient of ``out.loss`` is exactly that of ``codebook_loss.mean()``."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(8, 3, 16, ema=False)
+    x = torch.randn(2, 8, 30)
+    rvq(x)  # k-means init
+    out = rvq(x.clone().requires_grad_(True))
+    (g_commit,) = torch.autograd.grad(out.commitment_loss.sum(), rvq.codebook,
+                                      retain_graph=True, allow_unused=True)
+    assert g_commit is None or torch.all(g_commit == 0)
+    (g_loss,) = torch.autograd.grad(out.loss, rvq.codebook, retain_graph=True)
+    (g_cb,) = torch.autograd.grad(out.codebook_loss.mean(), rvq.codebook)
+    torch.testing.assert_close(g_loss, g_cb, rtol=0, atol=0)
+    assert g_cb.abs().sum() > 0
+
+
 def test_every_stage_commitment_loss_reaches_the_encoder():
     """Bug (encodec#25, vector-quantize-pytorch#33): later stages' commitment grads were zero."""
     rvq = ResidualVQ(8, 4, 16)
@@ -175,18 +192,20 @@ def test_quantizer_dropout_runs_fewer_stages_and_keeps_the_loss_scale():
 
 
 # --------------------------------------------------------------------------- codebook learning
-def test_ema_moves_codes_to_cluster_means():
-    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=0.5, dead_code_threshold=0,
-                     dead_code_patience=0,
-                     eps=1e-9)
+@pytest.mark.parametrize("decay", [0.5, 0.8])  # 0.8: a mutant using 1 - decay shows up
+def test_ema_moves_codes_to_cluster_means(decay):
+    rvq = ResidualVQ(2, 1, 2, kmeans_init=False, decay=decay, dead_code_threshold=0,
+                     dead_code_patience=0, eps=1e-9)
     with torch.no_grad():
         rvq.codebook[0] = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
         rvq.embed_sum.copy_(rvq.codebook)
         rvq.cluster_size.fill_(1.0)
     x = torch.tensor([[2.0, 0.0], [2.0, 2.0], [-3.0, 0.0]]).t()[None]  # (1, 2, 3)
     rvq(x)
-    # cluster sizes 0.5*1 + 0.5*[2, 1]; sums 0.5*c + 0.5*[(4, 2), (-3, 0)]
-    expected = torch.tensor([[(0.5 + 2.0) / 1.5, 1.0 / 1.5], [(-0.5 - 1.5) / 1.0, 0.0]])
+    # cluster sizes d*1 + (1-d)*[2, 1]; sums d*c + (1-d)*[(4, 2), (-3, 0)]
+    d, e = decay, 1.0 - decay
+    expected = torch.tensor([[(d + 4 * e) / (d + 2 * e), 2 * e / (d + 2 * e)],
+                             [(-d - 3 * e) / (d + e), 0.0]])
     torch.testing.assert_close(rvq.codebook[0], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -204,6 +223,11 @@ def test_revived_code_moves_and_stays_moved():
     rvq(x)
     revived = rvq.codebook[0, 7].clone()
     assert (revived - 100.0).abs().min() > 50, "dead code was not revived"
+    # its EMA state is reset with it: a mean usage count, a sum that gives back the new code
+    size = rvq.cluster_size[0]
+    assert size[7] > 0.5 * size.mean(), "usage count of the revived code was not reset"
+    torch.testing.assert_close(rvq.embed_sum[0, 7], revived * size[7])
+    assert rvq.unused_for[0, 7] == 0
     data = x.transpose(1, 2).reshape(-1, 4)
     live = rvq.codebook[0, :7]
     # A split: a live code moved _SPLIT_STEP of the way toward a batch vector.
@@ -331,6 +355,34 @@ def test_exhaustive_beam_finds_the_optimal_codes():
     greedy = ResidualVQ(3, 3, 4, kmeans_init=False).eval()
     greedy.load_state_dict(rvq.state_dict())
     assert (greedy(x).quantized - x).pow(2).sum() >= (best - x).pow(2).sum()
+
+
+def _reference_beam(x: torch.Tensor, codebooks: list[torch.Tensor], beam: int) -> torch.Tensor:
+    """Beam search written out per row: keep the ``beam`` partial sums nearest to ``x``."""
+    out = []
+    for row in x:
+        beams = [((), torch.zeros_like(row))]
+        for codes in codebooks:
+            cand = [(path + (j,), total + c) for path, total in beams
+                    for j, c in enumerate(codes)]
+            cand.sort(key=lambda pt: float((row - pt[1]).pow(2).sum()))
+            beams = cand[:beam]
+        out.append(beams[0][0])
+    return torch.tensor(out)
+
+
+def test_pruned_beam_keeps_the_best_beams():
+    """With beam_size << K^Q beams are pruned every stage; keeping the worst ones instead (a
+    mutant the exhaustive test cannot see) gives other codes than the reference search."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(3, 3, 8, kmeans_init=False, beam_size=3).eval()
+    x = torch.randn(1, 3, 40)
+    codes = rvq.encode(x)[0].t()  # (T, Q)
+    ref = _reference_beam(x[0].t(), [rvq.codebook[k] for k in range(3)], 3)
+    assert torch.equal(codes, ref)
+    greedy = ResidualVQ(3, 3, 8, kmeans_init=False).eval()
+    greedy.load_state_dict(rvq.state_dict())
+    assert not torch.equal(greedy.encode(x)[0].t(), codes)  # the search did something
 
 
 # --------------------------------------------------------------------------- gradient estimator

@@ -204,3 +204,18 @@ def test_bad_inputs(audio):
         MultiResolutionSTFTLoss(fft_sizes=(64, 256), hop_sizes=(16,))
     with pytest.raises(ValueError, match="f_min < f_max"):
         mel_filterbank(257, 40, 16000, f_max=9000.0)
+
+
+def test_multi_resolution_losses_are_the_mean_of_their_single_resolutions(audio):
+    """Every resolution counts: dropping one changes the value (a mutant that skipped one
+    survived the other tests)."""
+    pred = audio + 0.05 * torch.randn_like(audio)
+    stft = MultiResolutionSTFTLoss(fft_sizes=(64, 256, 512), hop_sizes=(16, 64, 128))
+    singles = [MultiResolutionSTFTLoss(fft_sizes=(n,), hop_sizes=(h,))(pred, audio)
+               for n, h in ((64, 16), (256, 64), (512, 128))]
+    assert len({round(float(s), 6) for s in singles}) == 3  # the resolutions differ
+    torch.testing.assert_close(stft(pred, audio), torch.stack(singles).mean())
+    mel = MultiScaleMelLoss(SR, **SMALL)
+    mel_singles = [MultiScaleMelLoss(SR, window_lengths=(w,), n_mels=(m,))(pred, audio)
+                   for w, m in zip(SMALL["window_lengths"], SMALL["n_mels"], strict=True)]
+    torch.testing.assert_close(mel(pred, audio), torch.stack(mel_singles).mean())
