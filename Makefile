@@ -45,7 +45,7 @@ SYNTHS := festival festvox-te-nsk espeak-ng
 demo: venv
 	@dpkg-query -W -f='$${Status}\n' $(SYNTHS) 2>/dev/null | grep -c "ok installed" | grep -qx 3 \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYNTHS); }
-	$(PY) -m examples.telugu_codec.train $(DEMO_ARGS)
+	$(PY) -m examples.telugu_codec.train --overwrite $(DEMO_ARGS)
 
 bench-setup: venv
 	$(PY) -m pip install --quiet -e ".[bench]"

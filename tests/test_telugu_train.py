@@ -153,6 +153,67 @@ def test_corrupt_checkpoint_is_named_and_resume_falls_back(data_dir, tmp_path):
     assert "last.pt" in logged[0]
 
 
+def test_running_again_without_resume_refuses_and_keeps_the_run(data_dir, tmp_path):
+    """Regression: a second run without --resume silently replaced a finished run's log and
+    both checkpoints."""
+    train(_args(data_dir, tmp_path, "--num_epochs", "2"))
+    run = tmp_path / "telugu_codec"
+    before = {n: (run / n).read_bytes() for n in ("last.pt", "prev.pt", "metrics.jsonl")}
+    with pytest.raises(SystemExit, match="already holds a run .*--resume.*--overwrite"):
+        train(_args(data_dir, tmp_path, "--num_epochs", "1", "--seed", "5"))
+    assert all((run / n).read_bytes() == b for n, b in before.items())
+    train(_args(data_dir, tmp_path, "--num_epochs", "1", "--seed", "5", "--overwrite"))
+    assert load_checkpoint(run / "last.pt")["args"]["seed"] == 5
+
+
+def test_resume_with_every_checkpoint_damaged_refuses_and_changes_nothing(data_dir, tmp_path):
+    """Regression: it started from scratch, exited 0, emptied the log and overwrote the
+    damaged (maybe recoverable) files."""
+    train(_args(data_dir, tmp_path, "--num_epochs", "2"))
+    run = tmp_path / "telugu_codec"
+    for name in ("last.pt", "prev.pt"):
+        raw = bytearray((run / name).read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        (run / name).write_bytes(bytes(raw))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(SystemExit, match="every checkpoint .* is damaged .*nothing was changed"):
+        train(_args(data_dir, tmp_path, "--num_epochs", "3", "--resume"))
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != ".lock"} == \
+        {k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_disk_full_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from examples.telugu_codec import checkpoint as ck
+
+    ck.save_checkpoint(tmp_path, {"model": {}, "epoch": 1})
+    good = (tmp_path / "last.pt").read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.os, "fsync", full)
+    with pytest.raises(OSError, match=r"could not write the checkpoint .*last\.pt.*No space"):
+        ck.save_checkpoint(tmp_path, {"model": {}, "epoch": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no hidden temp file
+    assert (tmp_path / "last.pt").read_bytes() == good
+
+
+def test_two_runs_on_one_experiment_do_not_mix(data_dir, tmp_path):
+    """Regression: two runs wrote one experiment directory, each exiting 0."""
+    from examples.telugu_codec.train import lock_run_dir
+
+    run = tmp_path / "telugu_codec"
+    run.mkdir()
+    held = lock_run_dir(run)  # another run holds the directory
+    try:
+        with pytest.raises(SystemExit, match="in use by another training run .*pid"):
+            train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    finally:
+        held.close()
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))  # free again
+
+
 def test_original_command_line_parses_with_its_meaning():
     a = build_parser().parse_args(
         "--data_dir D --checkpoint_dir C --batch_size 16 --num_epochs 100 --learning_rate 1e-5 "

@@ -35,13 +35,19 @@ def save_checkpoint(directory: str | os.PathLike, state: dict[str, Any]) -> Path
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
-    tmp = directory / f".last.pt.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n")
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
     last = directory / LAST
+    tmp = directory / f".last.pt.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # e.g. disk full: leave no half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not write the checkpoint {last} ({len(payload) / 1e6:.1f} "
+                      f"MB): {e.strerror}; the previous checkpoints in {directory} are "
+                      "untouched") from e
     if last.exists():
         os.replace(last, directory / PREV)
     os.replace(tmp, last)
@@ -74,8 +80,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"got {data[:16]!r}); it may be truncated or from another program")
     if hashlib.sha256(payload).hexdigest().encode() != parts[1]:
         raise CorruptCheckpointError(
-            f"{path} is corrupt or truncated ({len(data)} bytes, checksum mismatch); "
-            f"resume from {path.parent / PREV} or delete it")
+            f"{path} is corrupt or truncated ({len(data)} bytes, checksum mismatch)")
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -86,7 +91,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def find_resumable(directory: str | os.PathLike, log=print) -> tuple[Path, dict] | None:
-    """Newest intact checkpoint in ``directory`` (``last.pt``, else ``prev.pt``), or ``None``."""
+    """Newest intact checkpoint in ``directory`` (``last.pt``, else ``prev.pt``); ``None`` when
+    there is none; :class:`CorruptCheckpointError` when there are some and all are damaged."""
     directory = Path(directory)
     found: list[tuple[int, Path, dict]] = []
     for name in (LAST, PREV):
@@ -100,6 +106,12 @@ def find_resumable(directory: str | os.PathLike, log=print) -> tuple[Path, dict]
             continue
         found.append((int(state.get("global_step", -1)), path, state))
     if not found:
+        damaged = [directory / n for n in (LAST, PREV) if (directory / n).exists()]
+        if damaged:  # never start over on top of files that may still be recovered
+            raise CorruptCheckpointError(
+                f"every checkpoint in {directory} is damaged "
+                f"({', '.join(p.name for p in damaged)}); nothing was changed. Move them "
+                "aside to start over, or pass another --experiment_name")
         return None
     _, path, state = max(found, key=lambda t: t[0])
     return path, state
@@ -107,7 +119,7 @@ def find_resumable(directory: str | os.PathLike, log=print) -> tuple[Path, dict]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 # the quantizer's EMA accumulators: only needed to keep training, left out of exported weights
-_TRAINING_ONLY = ("embed_sum", "embed_avg", "cluster_size")
+_TRAINING_ONLY = ("embed_sum", "embed_avg", "cluster_size", "unused_for")
 WEIGHTS, CONFIG = "weights.pt", "config.json"
 
 

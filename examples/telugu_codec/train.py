@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from rvq_blocks import ComplexSTFTLoss, LossBalancer, MultiScaleMelLoss, rms_scale_loss
 
-from .checkpoint import find_resumable, load_model, save_checkpoint
+from .checkpoint import CorruptCheckpointError, find_resumable, load_model, save_checkpoint
 from .metrics import all_metrics, mean_metrics
 from .model import ARCHS, HEADS, CodecConfig, TeluguCodec, pad_to_hop
 
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--resume", action="store_true",
                    help="continue from the newest intact checkpoint of this experiment")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start this experiment over even though its directory holds a run "
+                        "(its checkpoints are replaced as the new run saves)")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps_per_epoch", type=int, default=40)
@@ -154,6 +157,27 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+
+def lock_run_dir(run_dir: Path):
+    """An exclusive lock on ``run_dir/.lock`` for this process's lifetime, so two runs never
+    write one experiment; ``SystemExit`` naming the holder when another run has it."""
+    import fcntl
+
+    f = open(run_dir / ".lock", "a+")  # noqa: SIM115 - kept open: the lock lives with it
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise SystemExit(f"error: {run_dir} is in use by another training run ({holder}); "
+                         "wait for it or pass another --experiment_name") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    return f
 
 
 def seed_everything(seed: int) -> None:
@@ -325,7 +349,11 @@ class RunLog:
 
     def _rewrite(self) -> None:
         tmp = self.jsonl.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        try:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        except OSError as e:  # e.g. disk full: the old log stays, no empty temp file
+            tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, f"could not write {self.jsonl}: {e.strerror}") from e
         os.replace(tmp, self.jsonl)
         scalars = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))}
                    for r in self.rows]
@@ -395,6 +423,13 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
 
     run_dir = args.checkpoint_dir / args.experiment_name
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(run_dir) if env.main else None  # noqa: F841 - held until exit
+    if env.main and not args.resume and not args.overwrite:
+        previous = [n for n in ("last.pt", "prev.pt", "metrics.jsonl") if (run_dir / n).exists()]
+        if previous:
+            raise SystemExit(f"error: {run_dir} already holds a run ({', '.join(previous)}); "
+                             "pass --resume to continue it, --overwrite to start it over, or "
+                             "another --experiment_name")
     seed_everything(args.seed)
     train_clips, heldout, source = load_data(args, log)
     cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
@@ -423,7 +458,10 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     start_epoch, global_step = 0, 0
     runlog = RunLog(run_dir, args.resume)
     if args.resume:
-        found = find_resumable(run_dir, log=log)
+        try:
+            found = find_resumable(run_dir, log=log)
+        except CorruptCheckpointError as e:
+            raise SystemExit(f"error: --resume: {e}") from None
         if found is None:
             log(f"--resume: no checkpoint in {run_dir}; starting from scratch")
         else:
