@@ -234,14 +234,81 @@ def test_code_file_round_trip(data_dir, tmp_path):
     subprocess.run([*run, "decode", "--checkpoint", str(ckpt), str(tmp_path / "a.rvqc"),
                     str(tmp_path / "a.wav")], check=True, env=env, cwd=ROOT)
     frames = 16000 // 320
-    # 24-byte header + 2 quantizers x 50 frames x 4 bits, packed
-    assert (tmp_path / "a.rvqc").stat().st_size == 24 + (2 * frames * 4 + 7) // 8
+    # 40-byte header + 2 quantizers x 50 frames x 4 bits, packed
+    assert (tmp_path / "a.rvqc").stat().st_size == 40 + (2 * frames * 4 + 7) // 8
     data = (tmp_path / "a.rvqc").read_bytes()
     codes, head = unpack_codes(data)
     assert codes.shape == (2, frames) and head["num_samples"] == 16000
-    assert pack_codes(codes, 16, sample_rate=16000, hop=320, num_samples=16000) == data
+    assert pack_codes(codes, 16, sample_rate=16000, hop=320, num_samples=16000,
+                      fingerprint=head["fingerprint"]) == data
     y, rate = sf.read(tmp_path / "a.wav")
     assert rate == 16000 and len(y) == 16000 and np.abs(y).max() <= 1.0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "examples.telugu_codec.codec", *args],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_code_files_are_checked_against_the_model_and_their_payload(data_dir, tmp_path):
+    """Regression: codes of another model, flipped payload bytes, a bad bits field, more
+    quantizers than the payload holds and trailing junk all decoded with rc 0."""
+    from examples.telugu_codec.checkpoint import load_model
+    from examples.telugu_codec.codec import CodeFileError, decode_bytes, encode_wav
+
+    train(_args(data_dir, tmp_path / "a", "--num_epochs", "1"))
+    train(_args(data_dir, tmp_path / "b", "--num_epochs", "1", "--codebook_size", "32"))
+    a = load_model(tmp_path / "a" / "telugu_codec" / "last.pt")
+    b = load_model(tmp_path / "b" / "telugu_codec" / "last.pt")
+    audio = sf.read(data_dir / "heldout" / "heldout0.wav", dtype="float32")[0]
+    data = encode_wav(a, audio)
+    assert len(decode_bytes(a, data)) == len(audio)
+    with pytest.raises(CodeFileError, match="another model: codebook_size 16 .*32"):
+        decode_bytes(b, data)
+    flipped = bytearray(data)
+    flipped[-5] ^= 0x10
+    bits0 = bytearray(data)
+    bits0[14] = 0  # bits per code
+    more_q = bytearray(data)
+    more_q[12] = 6  # 6 quantizers over a 2-quantizer payload
+    for bad, match in ((bytes(flipped), "checksum"), (bytes(bits0), "inconsistent header"),
+                       (bytes(more_q), "inconsistent header|truncated"),
+                       (data + b"junk", "trailing data"), (data[:-3], "truncated")):
+        with pytest.raises(CodeFileError, match=match):
+            decode_bytes(a, bad)
+    low = decode_bytes(a, data, n_quantizers=1)  # decode honours fewer quantizers
+    assert len(low) == len(audio) and not np.allclose(low, decode_bytes(a, data))
+
+
+def test_codec_cli_errors_are_one_line_and_nothing_is_overwritten(data_dir, tmp_path):
+    train(_args(data_dir, tmp_path, "--num_epochs", "1"))
+    ckpt = str(tmp_path / "telugu_codec" / "last.pt")
+    wav = tmp_path / "in.wav"
+    wav.write_bytes((data_dir / "heldout" / "heldout0.wav").read_bytes())
+    before = wav.read_bytes()
+    r = _cli("encode", "--checkpoint", ckpt, str(wav), str(wav))
+    assert r.returncode == 2 and "is the input" in r.stderr and wav.read_bytes() == before
+    nan = tmp_path / "nan.wav"
+    samples = np.zeros(16000, np.float32)
+    samples[100] = np.nan
+    sf.write(nan, samples, 16000, subtype="FLOAT")
+    r = _cli("encode", "--checkpoint", ckpt, str(nan), str(tmp_path / "x.rvqc"))
+    assert r.returncode == 2 and "NaN/inf" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "junk.rvqc").write_bytes(b"RVQC" + bytes(40))
+    r = _cli("decode", "--checkpoint", ckpt, str(tmp_path / "junk.rvqc"), str(tmp_path / "y.wav"))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    for bad in ("0", "-1"):
+        r = _cli("evaluate", "--checkpoint", ckpt, "--data_dir", str(data_dir), "--max_clips",
+                 bad)
+        assert r.returncode == 2 and "--max_clips must be >= 1" in r.stderr
+    out = tmp_path / "new" / "dir" / "r.json"
+    r = _cli("evaluate", "--checkpoint", ckpt, "--data_dir", str(data_dir), "--max_clips", "1",
+             "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["heldout"]["clips"] == 1
+    with pytest.raises(SystemExit, match="--max_steps must be >= 1"):
+        train(_args(data_dir, tmp_path / "z", "--max_steps", "0"))
 
 
 def test_sigkill_at_random_points_never_loses_a_checkpoint(data_dir, tmp_path):

@@ -8,9 +8,12 @@
 ``--checkpoint`` defaults to ``examples/telugu_codec/pretrained/`` (fp16 EMA weights of the
 longest CPU run, its config, command and figures); any training ``last.pt`` works too.
 
-Code file (``.rvqc``): a 24-byte header (magic ``RVQC``, format version, sample rate, hop,
-quantizers, codebook size, samples, frames; little-endian) and the codes bit-packed at
-``ceil(log2(codebook_size))`` bits each, frame-major. Its size is the true bitrate.
+Code file (``.rvqc``, format 2): a 40-byte little-endian header (magic ``RVQC``, format
+version, hop, sample rate, quantizers in the file, bits per code, samples, frames, the
+model's codebook size and quantizer count, the first 8 bytes of the SHA-256 of its config, and a
+CRC-32 of the payload), then the codes bit-packed at ``ceil(log2(codebook_size))`` bits each,
+frame-major. Its size is the true bitrate. ``decode`` checks every header field against the
+model and the payload (exact length, checksum) and names what does not match.
 """
 
 from __future__ import annotations
@@ -30,13 +33,28 @@ from .metrics import all_metrics, mean_metrics
 from .model import TeluguCodec, pad_to_hop
 
 MAGIC = b"RVQC"
-VERSION = 1
-_HEADER = struct.Struct("<4sBxHIHHII")  # magic, version, pad, hop, sr, n_q, bits, samples, frames
+VERSION = 2
+# magic, version, pad, hop, sr, n_q, bits, samples, frames, codebook size, model Q, config
+# fingerprint, payload CRC-32
+_HEADER = struct.Struct("<4sBxHIHHIIHH8sI")
+
+
+class CodeFileError(ValueError):
+    """A code file that is damaged, truncated, or made by another model."""
+
+
+def model_fingerprint(model: TeluguCodec) -> bytes:
+    """8 bytes that identify the codec's configuration (not its weights)."""
+    import hashlib
+    cfg = json.dumps(model.cfg.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(cfg).digest()[:8]
 
 
 def pack_codes(codes: np.ndarray, codebook_size: int, *, sample_rate: int, hop: int,
-               num_samples: int) -> bytes:
+               num_samples: int, num_quantizers: int | None = None,
+               fingerprint: bytes = bytes(8)) -> bytes:
     """``(n_q, T)`` integer codes -> header + bit-packed payload."""
+    import zlib
     codes = np.asarray(codes)
     if codes.ndim != 2:
         raise ValueError(f"expected codes of shape (n_q, frames), got {codes.shape}")
@@ -47,41 +65,70 @@ def pack_codes(codes: np.ndarray, codebook_size: int, *, sample_rate: int, hop: 
     n_q, frames = codes.shape
     planes = (codes.T.astype(np.int64)[..., None] >> np.arange(bits)) & 1  # (T, n_q, bits)
     payload = np.packbits(planes.astype(np.uint8).reshape(-1), bitorder="little").tobytes()
-    return _HEADER.pack(MAGIC, VERSION, hop, sample_rate, n_q, bits, num_samples,
-                        frames) + payload
+    return _HEADER.pack(MAGIC, VERSION, hop, sample_rate, n_q, bits, num_samples, frames,
+                        codebook_size, num_quantizers or n_q, fingerprint,
+                        zlib.crc32(payload)) + payload
 
 
 def unpack_codes(data: bytes) -> tuple[np.ndarray, dict]:
-    """Inverse of :func:`pack_codes`: ``(codes (n_q, T) int64, header dict)``."""
+    """Inverse of :func:`pack_codes`: ``(codes (n_q, T) int64, header dict)``; raises
+    :class:`CodeFileError` on a damaged, truncated or padded file."""
+    import zlib
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise CodeFileError(f"not an RVQC code file (starts with {data[:8]!r})")
+    if data[4] != VERSION:
+        raise CodeFileError(f"RVQC format {data[4]} (this version reads format {VERSION}); "
+                            "encode the audio again")
     if len(data) < _HEADER.size:
-        raise ValueError(f"code file too short ({len(data)} bytes, header is {_HEADER.size})")
-    magic, version, hop, sr, n_q, bits, samples, frames = _HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
-        raise ValueError(f"not an RVQC v{VERSION} code file (magic {magic!r}, version {version})")
-    need = math.ceil(frames * n_q * bits / 8)
-    payload = np.frombuffer(data, np.uint8, count=need, offset=_HEADER.size) \
-        if len(data) >= _HEADER.size + need else None
-    if payload is None:
-        raise ValueError(f"code file truncated: expected {_HEADER.size + need} bytes, "
-                         f"got {len(data)}")
-    planes = np.unpackbits(payload, bitorder="little")[: frames * n_q * bits]
+        raise CodeFileError(f"code file truncated in its header ({len(data)} bytes, the header "
+                            f"is {_HEADER.size})")
+    (_, _, hop, sr, n_q, bits, samples, frames, size, model_q, fingerprint,
+     crc) = _HEADER.unpack_from(data)
+    if size < 2 or bits != math.ceil(math.log2(size)) or not 1 <= n_q <= model_q:
+        raise CodeFileError(f"inconsistent header: {n_q} of {model_q} quantizers, {bits} bits "
+                            f"per code for {size} codes")
+    if frames * hop < samples or (frames - 1) * hop >= samples + hop:
+        raise CodeFileError(f"inconsistent header: {frames} frames of {hop} samples for "
+                            f"{samples} samples")
+    need = _HEADER.size + math.ceil(frames * n_q * bits / 8)
+    if len(data) != need:
+        raise CodeFileError(f"code file {'truncated' if len(data) < need else 'has trailing data'}"
+                            f": expected {need} bytes, got {len(data)}")
+    payload = data[_HEADER.size:]
+    if zlib.crc32(payload) != crc:
+        raise CodeFileError("code file damaged: payload checksum mismatch")
+    planes = np.unpackbits(np.frombuffer(payload, np.uint8), bitorder="little")
+    planes = planes[: frames * n_q * bits]
     codes = (planes.reshape(frames, n_q, bits).astype(np.int64) << np.arange(bits)).sum(-1).T
     return codes, {"hop": hop, "sample_rate": sr, "n_q": n_q, "bits": bits,
-                   "num_samples": samples, "frames": frames}
+                   "num_samples": samples, "frames": frames, "codebook_size": size,
+                   "num_quantizers": model_q, "fingerprint": fingerprint}
 
 
 def encode_wav(model: TeluguCodec, audio: np.ndarray, n_quantizers: int | None = None) -> bytes:
     x = torch.from_numpy(np.asarray(audio, np.float32))[None, None]
     codes = model.encode(pad_to_hop(x, model.hop_length), n_quantizers)[0].numpy()
     return pack_codes(codes, model.cfg.codebook_size, sample_rate=model.cfg.sample_rate,
-                      hop=model.hop_length, num_samples=len(audio))
+                      hop=model.hop_length, num_samples=len(audio),
+                      num_quantizers=model.cfg.num_quantizers,
+                      fingerprint=model_fingerprint(model))
 
 
-def decode_bytes(model: TeluguCodec, data: bytes) -> np.ndarray:
+def decode_bytes(model: TeluguCodec, data: bytes, n_quantizers: int | None = None) -> np.ndarray:
+    """Samples of a code file; ``n_quantizers`` decodes only the first stages in it."""
     codes, head = unpack_codes(data)
-    if head["hop"] != model.hop_length or head["sample_rate"] != model.cfg.sample_rate:
-        raise ValueError(f"code file is for hop {head['hop']} at {head['sample_rate']} Hz; "
-                         f"this model has hop {model.hop_length} at {model.cfg.sample_rate} Hz")
+    mine = {"hop": model.hop_length, "sample_rate": model.cfg.sample_rate,
+            "codebook_size": model.cfg.codebook_size,
+            "num_quantizers": model.cfg.num_quantizers,
+            "fingerprint": model_fingerprint(model)}
+    wrong = [f"{k} {head[k]!r} (this model: {v!r})" for k, v in mine.items() if head[k] != v]
+    if wrong:
+        raise CodeFileError("code file was made by another model: " + "; ".join(wrong))
+    if n_quantizers is not None:
+        if not 1 <= n_quantizers <= head["n_q"]:
+            raise ValueError(f"--n_quantizers must be in [1, {head['n_q']}] (the quantizers "
+                             f"in this file), got {n_quantizers}")
+        codes = codes[:n_quantizers]
     y = model.decode(torch.from_numpy(codes)[None])[0, 0].numpy()
     return y[: head["num_samples"]]
 
@@ -108,15 +155,44 @@ def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = N
 
 
 def _read_mono(path: Path, sr: int) -> np.ndarray:
-    """One file through the data layer's reader (mono, resampled to ``sr``)."""
+    """One file, mono, resampled to ``sr``; non-finite samples are refused, samples beyond
+    [-1, 1] (which the codec's output range cannot hold) are reported."""
+    import soundfile as sf
+
     from .data import _read
     try:
-        return _read(path, sr)
+        raw, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        bad = int((~np.isfinite(raw)).sum())
+        if bad:
+            raise CLIError(f"{path} holds {bad} NaN/inf samples; clean the file first")
+        audio = _read(path, sr)
+    except CLIError:
+        raise
     except Exception as e:  # noqa: BLE001 - unreadable audio of any kind
-        raise SystemExit(f"could not read audio from {path}: {e}") from e
+        raise CLIError(f"could not read audio from {path}: {e}") from e
+    over = int((np.abs(audio) > 1.0).sum())
+    if over:
+        print(f"warning: {path}: {over} samples beyond [-1, 1] (peak {np.abs(audio).max():.2f})"
+              "; the decoded audio is limited to [-1, 1]", file=sys.stderr)
+    return audio
+
+
+class CLIError(Exception):
+    """A user error: printed as one ``error:`` line, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CorruptCheckpointError
+
+    try:
+        return _main(argv)
+    except (CLIError, CodeFileError, CorruptCheckpointError, FileNotFoundError,
+            ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     from .checkpoint import PRETRAINED_DIR, load_model
     from .train import default_cache_dir
 
@@ -141,8 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--write_dir", type=Path, default=None, help="write reconstructions here")
     ev.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.n_quantizers is not None and args.n_quantizers < 1:
+        p.error(f"--n_quantizers must be >= 1, got {args.n_quantizers}")
+    if args.cmd != "evaluate" and args.input.resolve() == args.output.resolve():
+        p.error(f"the output {args.output} is the input: choose another path")
+    if args.cmd == "evaluate":
+        if args.max_clips is not None and args.max_clips < 1:
+            p.error(f"--max_clips must be >= 1, got {args.max_clips}")
+        if args.json is not None:  # fail now, not after the whole evaluation
+            args.json.parent.mkdir(parents=True, exist_ok=True)
     model = load_model(args.checkpoint)
     sr = model.cfg.sample_rate
+    if args.n_quantizers is not None and args.n_quantizers > model.cfg.num_quantizers:
+        p.error(f"--n_quantizers must be <= {model.cfg.num_quantizers}, got "
+                f"{args.n_quantizers}")
 
     if args.cmd == "encode":
         audio = _read_mono(args.input, sr)
@@ -153,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "decode":
         import soundfile as sf
-        y = decode_bytes(model, args.input.read_bytes())
+        y = decode_bytes(model, args.input.read_bytes(), args.n_quantizers)
         sf.write(args.output, y, sr)
         print(f"{args.input} -> {args.output} ({len(y) / sr:.2f} s)")
         return 0
@@ -172,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         from .corpus import fetch_real_speech
         sets["real_speech"] = load_audio_dir(fetch_real_speech(args.cache_dir / "real_speech"))
     for name, clips in sets.items():
-        clips = clips[: args.max_clips] if args.max_clips else clips
+        clips = clips[: args.max_clips] if args.max_clips is not None else clips
         wd = args.write_dir / name if args.write_dir else None
         results[name] = evaluate_clips(model, clips, args.n_quantizers, write_dir=wd)
         r = results[name]

@@ -415,6 +415,8 @@ def train(argv: list[str] | None = None) -> dict[str, Any]:
     if args.batch_size % env.world:
         raise SystemExit(f"--batch_size {args.batch_size} must be divisible by the number of "
                          f"processes {env.world}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit(f"error: --max_steps must be >= 1, got {args.max_steps}")
     for name in ("batch_size", "num_epochs", "steps_per_epoch"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
