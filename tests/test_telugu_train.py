@@ -406,3 +406,25 @@ def test_exported_fp16_weights_load_and_code_like_the_checkpoint(data_dir, tmp_p
     ya, yb = a.decode(a.encode(x)), b.decode(b.encode(x))
     assert ya.shape == yb.shape == x.shape
     assert (ya - yb).abs().max() < 1e-2 * max(ya.abs().max().item(), 1e-3)
+
+
+@pytest.mark.parametrize("arch", ["frame", "seanet"])
+def test_chunked_coding_is_exact_at_the_seams(arch):
+    """Long files go through the model in chunks with context: the same codes and samples as
+    one pass over the whole file (memory stays flat; see benchmarks for the figures)."""
+    from examples.telugu_codec.codec import decode_codes, encode_audio
+    from examples.telugu_codec.model import CodecConfig, TeluguCodec
+
+    torch.manual_seed(0)
+    model = TeluguCodec(CodecConfig(arch=arch, channels=4, enc_width=16, dec_width=16,
+                                    num_quantizers=2, codebook_size=16,
+                                    center_latents=False)).eval()
+    model.quantizer.train()
+    model.quantizer(torch.randn(4, model.cfg.latent_dim, 64))  # a k-means init, any will do
+    model.quantizer.eval()
+    audio = np.random.default_rng(0).standard_normal(16000 * 7 + 123).astype(np.float32) * 0.1
+    whole = encode_audio(model, audio, chunk_frames=10_000)
+    chunked = encode_audio(model, audio, chunk_frames=50)
+    assert whole.shape == (2, 351) and np.array_equal(whole, chunked)
+    np.testing.assert_allclose(decode_codes(model, chunked, chunk_frames=50),
+                               decode_codes(model, chunked, chunk_frames=10_000), atol=1e-5)

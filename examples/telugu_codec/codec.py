@@ -105,9 +105,51 @@ def unpack_codes(data: bytes) -> tuple[np.ndarray, dict]:
                    "num_quantizers": model_q, "fingerprint": fingerprint}
 
 
+# Long files go through the model in chunks of CHUNK_FRAMES frames, each with CONTEXT_FRAMES
+# frames of real audio (or codes) on either side that are computed and dropped: more than the
+# receptive field of either architecture, so the seams are exact (tested) and memory stays
+# flat whatever the length. (With --center_latents each chunk removes its own latent mean, so
+# chunked codes differ slightly from whole-file ones.)
+CHUNK_FRAMES, CONTEXT_FRAMES = 1500, 64
+
+
+def _chunks(frames: int, chunk: int, context: int):
+    """``(start, stop, lo, hi)``: frames ``[start, stop)`` are kept from a pass over
+    ``[lo, hi)``."""
+    for start in range(0, frames, chunk):
+        stop = min(start + chunk, frames)
+        yield start, stop, max(0, start - context), min(frames, stop + context)
+
+
+@torch.no_grad()
+def encode_audio(model: TeluguCodec, audio: np.ndarray, n_quantizers: int | None = None, *,
+                 chunk_frames: int = CHUNK_FRAMES,
+                 context_frames: int = CONTEXT_FRAMES) -> np.ndarray:
+    """``(S,)`` samples -> ``(n_q, ceil(S / hop))`` codes, in chunks (flat memory)."""
+    hop = model.hop_length
+    x = pad_to_hop(torch.from_numpy(np.asarray(audio, np.float32))[None, None], hop)
+    frames = x.shape[-1] // hop
+    parts = []
+    for start, stop, lo, hi in _chunks(frames, chunk_frames, context_frames):
+        codes = model.encode(x[..., lo * hop: hi * hop], n_quantizers)[0]  # (n_q, hi - lo)
+        parts.append(codes[:, start - lo: stop - lo])
+    return torch.cat(parts, dim=1).numpy()
+
+
+@torch.no_grad()
+def decode_codes(model: TeluguCodec, codes: np.ndarray, *, chunk_frames: int = CHUNK_FRAMES,
+                 context_frames: int = CONTEXT_FRAMES) -> np.ndarray:
+    """``(n_q, T)`` codes -> ``(T * hop,)`` samples, in chunks (flat memory)."""
+    hop, c = model.hop_length, torch.from_numpy(np.asarray(codes))[None]
+    parts = []
+    for start, stop, lo, hi in _chunks(c.shape[-1], chunk_frames, context_frames):
+        y = model.decode(c[..., lo:hi])[0, 0]  # ((hi - lo) * hop,)
+        parts.append(y[(start - lo) * hop: (stop - lo) * hop])
+    return torch.cat(parts).numpy()
+
+
 def encode_wav(model: TeluguCodec, audio: np.ndarray, n_quantizers: int | None = None) -> bytes:
-    x = torch.from_numpy(np.asarray(audio, np.float32))[None, None]
-    codes = model.encode(pad_to_hop(x, model.hop_length), n_quantizers)[0].numpy()
+    codes = encode_audio(model, audio, n_quantizers)
     return pack_codes(codes, model.cfg.codebook_size, sample_rate=model.cfg.sample_rate,
                       hop=model.hop_length, num_samples=len(audio),
                       num_quantizers=model.cfg.num_quantizers,
@@ -129,8 +171,7 @@ def decode_bytes(model: TeluguCodec, data: bytes, n_quantizers: int | None = Non
             raise ValueError(f"--n_quantizers must be in [1, {head['n_q']}] (the quantizers "
                              f"in this file), got {n_quantizers}")
         codes = codes[:n_quantizers]
-    y = model.decode(torch.from_numpy(codes)[None])[0, 0].numpy()
-    return y[: head["num_samples"]]
+    return decode_codes(model, codes)[: head["num_samples"]]
 
 
 def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = None,
