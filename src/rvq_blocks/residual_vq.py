@@ -113,37 +113,15 @@ class ResidualVQ(nn.Module):
             ``ValueError`` if no process group is initialised.
 
     Distributed training:
-        With ``sync`` active, every rank applies the same codebook update, so the codebooks
-        and EMA buffers stay bit-identical across ranks without DDP's buffer broadcast
-        (``broadcast_buffers=False``, or ``forward_sync_buffers=False`` in newer torch, is
-        safe and saves a broadcast per step). The sync points, all on the default process
-        group and reached by every rank in the same order whatever its data (a rank whose
-        batch is all padding or non-finite sends zeros):
-
-        * each training ``forward``: **one** ``all_reduce`` (sum) of a flat buffer packing the
-          per-stage code counts, the per-stage sums of assigned vectors (EMA) and the number
-          of valid vectors. The EMA step then uses the global statistics, exactly as one
-          process would on the concatenated batch;
-        * with revival on (``dead_code_threshold > 0``), each training ``forward`` reads one
-          bool on the host (no collective): whether some code is dead by the global EMA
-          counts, identical on every rank. Only on such a step rank 0 revives codes from its
-          own batch and **broadcasts** the revived stages (codebook, counts, sums) in one
-          flat tensor;
-        * the k-means init (first training ``forward``, or ``init_from_batch_``): an
-          ``all_gather`` of the row counts and one of the valid rows (at most
-          ``max(2048, 2 * codebook_size)`` per rank), k-means on rank 0 over the rows in rank
-          order (the concatenated batch), and one ``broadcast`` of codebook and EMA state;
-        * the first training ``forward`` with ``quantizer_dropout > 0``: one ``broadcast`` of a
-          seed; every rank then draws the number of stages from the same generator.
-
-        Each rank's losses, ``perplexity`` and ``codes_used`` remain those of its own batch.
-        Under ``torch.compile`` the collectives run eagerly at graph breaks (6 per step with
-        revival on, 0 in one process). Learned codebooks (``ema=False``) and the
-        projections are parameters: DDP's gradient all-reduce keeps them in sync; the usage
-        counts that drive revival are still summed. Every rank must call ``forward`` in
-        training the same number of times with the same ``n_quantizers``. With
-        ``quantizer_dropout`` and ``codebook_dim`` the projections of skipped stages get no
-        gradient: wrap the model with ``find_unused_parameters=True``.
+        With ``sync`` active, every rank applies the same codebook update from statistics
+        summed over the ranks (one ``all_reduce`` per training step), k-means init and
+        dead-code revival are decided once and broadcast, so codebooks and EMA buffers stay
+        bit-identical without DDP's buffer broadcast (``broadcast_buffers=False`` is safe).
+        Every rank must call ``forward`` in training the same number of times with the same
+        ``n_quantizers``; a rank whose batch is all padding takes part with zeros. Losses and
+        statistics stay per rank. With ``quantizer_dropout`` and ``codebook_dim`` wrap the
+        model with ``find_unused_parameters=True``. Every collective, and when it runs:
+        ``docs/reliability.md``.
 
     Shape:
         - Input ``x``: ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``); ``mask``: ``(B, T)``.
