@@ -915,7 +915,7 @@ place of its own; per-stage codes in use on held-out audio at steps 25, 50, 100,
 The goal: every stage at 90% or more by step 100 and never below 80% after, on both models."""
 
 
-@section("codebook_usage_before.json", order=46, optional=True)
+@section("codebook_usage_before.json", order=47, optional=True)
 def codebook_usage_before(data: dict, fig: Figures) -> str:
     return ("## Codebook usage in the first training steps: rvq_blocks 0.1.0\n\n"
             + USAGE_INTRO + " These are the figures of the 0.1.0 `ResidualVQ` (k-means on the "
@@ -924,7 +924,7 @@ def codebook_usage_before(data: dict, fig: Figures) -> str:
             "convolutions).\n\n" + _usage_tables(data))
 
 
-@section("codebook_usage.json", order=47, optional=True)
+@section("codebook_usage.json", order=46, optional=True)
 def codebook_usage(data: dict, fig: Figures) -> str:
     return ("## Codebook usage in the first training steps\n\n" + USAGE_INTRO
             + " Model a is the Telugu example's current frame-rate codec, so its rows compare "

@@ -19,7 +19,7 @@ from .spectral import (
     multi_scale_mel_loss,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "CodebookUsage",
