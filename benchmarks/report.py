@@ -1402,15 +1402,17 @@ EPOCH_HEADER = ["epoch", "step", "loss", "VQ loss", "output range", "\\|DC\\|", 
                 "SNR dB", "SI-SNR dB", "mel distance", "codes used"]
 
 
-def _run_checks(curve: list[dict]) -> str:
+def _run_checks(curve: list[dict], arch: str = "seanet") -> str:
     """What the must-have properties of a training run measured, from its curve."""
+    bound = ("the head bounds it to 1" if arch == "seanet" else
+             "the iSTFT head does not bound it in training; decoding clamps to [-1, 1]")
     peak = max(max(abs(r.get("output_min", 0.0)), abs(r.get("output_max", 0.0))) for r in curve)
     dc = max(abs(r.get("dc_offset", 0.0)) for r in curve)
     losses = [r["loss"] for r in curve if r.get("loss") is not None]
     snr = [r["snr"] for r in curve if r.get("snr") is not None]
     rises = sum(b > a for a, b in zip(snr, snr[1:], strict=False))
     return (f"Over the {len(curve)} epochs: the largest |output| of any training batch was "
-            f"{peak:.3f} (the head bounds it to 1), the largest \\|DC offset\\| of an epoch "
+            f"{peak:.3f} ({bound}), the largest \\|DC offset\\| of an epoch "
             f"{dc:.5f}, the epoch loss went from {losses[0]:.2f} to {losses[-1]:.2f} "
             f"(largest {max(losses):.2f}, every value finite), and the held-out SNR rose in "
             f"{rises} of {len(snr) - 1} epochs, from {snr[0]:.2f} dB after the first to "
@@ -1463,7 +1465,8 @@ def telugu_short_run(results: dict[str, dict], fig: Figures) -> str:
         f"{eval_s:g} s of held-out clips. The training columns are means over the epoch's "
         f"batches; SNR, SI-SNR, mel distance and codes used (per quantizer, lowest-highest) "
         f"are held-out.\n" if eval_s else "",
-        table(EPOCH_HEADER, _epoch_rows(curve)), "", _run_checks(curve), "",
+        table(EPOCH_HEADER, _epoch_rows(curve)), "",
+        _run_checks(curve, (meta.get("config") or {}).get("arch", "seanet")), "",
         fig.png("telugu_demo", draw, "Held-out SNR and SI-SNR, output range and DC offset "
                 "of the default short run", size=(10.0, 3.2), ncols=2),
         "", machine(meta)])
@@ -1502,7 +1505,8 @@ def telugu_long_run(results: dict[str, dict], fig: Figures) -> str:
         table(["", "SNR dB", "SI-SNR dB", "mel distance", "codes used", "mean perplexity"],
               rows), "",
         (f"The last epoch is also the best on {' and '.join(at_final)}: the run was still "
-         "improving when it stopped. " if at_final else "") + _run_checks(curve), "",
+         "improving when it stopped. " if at_final else "")
+        + _run_checks(curve, (meta.get("config") or {}).get("arch", "seanet")), "",
         "![Held-out SNR, SI-SNR and mel distance of the Telugu codec against training step]"
         "(img/telugu_training_curves.png)", "",
         "![Codebook usage over training: fraction of codes used and perplexity per quantizer]"
