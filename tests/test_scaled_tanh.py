@@ -77,8 +77,8 @@ def test_toy_fit_per_channel():
 
 @pytest.mark.parametrize("parametrization", ["exp", "softplus"])
 def test_positive_parametrization_never_crosses_zero(parametrization):
-    # the target asks for a negative scale: a linear scale follows it below zero,
-    # a positive parametrisation cannot
+    # the target asks for a negative scale: a positive parametrisation cannot follow it,
+    # and the linear one stops at its floor
     x = 0.5 * torch.randn(16, 1, 128)
     target = torch.tanh(-1.0 * x)
     heads = {p: ScaledTanhHead(1.0, parametrization=p) for p in ("linear", parametrization)}
@@ -88,7 +88,7 @@ def test_positive_parametrization_never_crosses_zero(parametrization):
             opt.zero_grad()
             torch.nn.functional.mse_loss(head(x), target).backward()
             opt.step()
-    assert heads["linear"].scale.item() < 0
+    assert heads["linear"].scale.item() == pytest.approx(1e-4)
     assert heads[parametrization].scale.item() > 0
 
 
@@ -165,3 +165,17 @@ def test_bad_inputs():
         head(torch.randn(4, 3, 10))
     with pytest.raises(TypeError, match="floating-point"):
         head(torch.ones(4, 2, 10, dtype=torch.long))
+
+
+def test_linear_scale_cannot_be_trained_through_zero():
+    """Regression: the "linear" scale could be trained negative, flipping the output."""
+    head = ScaledTanhHead(1.0)
+    opt = torch.optim.SGD(head.parameters(), lr=10.0)
+    x = torch.linspace(-1, 1, 64)[None, None]
+    for _ in range(5):  # a loss that pulls the scale hard toward -inf
+        opt.zero_grad()
+        head(x).mul(x).sum().backward()
+        opt.step()
+    assert float(head.raw_scale) < 0  # the raw parameter went negative ...
+    assert float(head.scale) > 0  # ... the scale did not
+    assert torch.all(torch.sign(head(x)) == torch.sign(torch.tanh(x)))

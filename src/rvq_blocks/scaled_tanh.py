@@ -18,6 +18,7 @@ _OWNER = "ScaledTanhHead"
 _PARAMETRIZATIONS = ("linear", "exp", "softplus")
 
 Parametrization = Literal["linear", "exp", "softplus"]
+_MIN_LINEAR_SCALE = 1e-4  # "linear" never crosses zero (a negative scale flips the waveform)
 
 
 def scaled_tanh(x: Tensor, scale: Tensor | float = 1.0) -> Tensor:
@@ -79,7 +80,8 @@ class ScaledTanhHead(nn.Module):
         channels: If given, learn one scale per audio channel ``C`` and require inputs of
             shape ``(B, C, S)``; otherwise one scalar scale for any input shape.
         parametrization: How the stored parameter ``raw_scale`` maps to the scale.
-            ``"linear"``: ``scale = raw_scale`` (can cross zero if the optimiser pushes it).
+            ``"linear"``: ``scale = max(raw_scale, 1e-4)``: the optimiser cannot push it
+            through zero and flip the output's sign (below the floor it gets no gradient).
             ``"exp"``: ``scale = exp(raw_scale)``; ``"softplus"``: ``scale =
             softplus(raw_scale)``. The last two keep the scale strictly positive.
         learnable: If ``False`` the scale is a persistent buffer, not a parameter: the head
@@ -164,7 +166,7 @@ class ScaledTanhHead(nn.Module):
             return self.raw_scale.exp()
         if self.parametrization == "softplus":
             return F.softplus(self.raw_scale)
-        return self.raw_scale
+        return self.raw_scale.clamp_min(_MIN_LINEAR_SCALE)
 
     @property
     def scale(self) -> Tensor:
