@@ -302,7 +302,8 @@ def test_kmeans_init_gathers_kmeans_samples_then_commits_once():
 
 def test_unused_code_is_revived_within_patience():
     """Regression: with only the EMA ratio rule, a code unused after init needed ~230 steps
-    (decay 0.99) to be found dead; the patience rule finds it within patience * K vectors."""
+    (decay 0.99) to be found dead; the patience rule finds it once it would have been chosen
+    ``patience`` times at its usage share (here 1/16: just over 2 * 16 vectors)."""
     torch.manual_seed(0)
     rvq = ResidualVQ(4, 1, 16, dead_code_patience=2.0, kmeans_init=False)
     x = torch.randn(2, 4, 8)  # 16 vectors a step: 2 * 16 vectors = 2 steps of patience
@@ -311,7 +312,9 @@ def test_unused_code_is_revived_within_patience():
         rvq.embed_sum.copy_(rvq.codebook)
     rvq(x)
     assert (rvq.codebook[0, 5] - 100).abs().max() < 1e-3 and rvq.unused_for[0, 5] == 16
-    rvq(x)  # 32 vectors unused: dead, revived, its idle counter reset
+    rvq(x)  # 32 vectors at a share just under 1/16 (it decayed): not yet
+    assert (rvq.codebook[0, 5] - 100).abs().max() < 1e-3 and rvq.unused_for[0, 5] == 32
+    rvq(x)  # 48 vectors unused: dead, revived, its idle counter reset
     assert (rvq.codebook[0, 5] - 100).abs().min() > 50
     assert rvq.unused_for[0, 5] == 0
 

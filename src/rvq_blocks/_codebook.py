@@ -97,14 +97,17 @@ def dead_codes(cluster_size: Tensor, unused_for: Tensor, threshold: float, patie
                has_data: Tensor) -> Tensor:
     """``(n, K)`` bool: codes to revive.
 
-    A code is dead when no vector chose it while its stage coded ``patience * K`` vectors (a
-    code of uniform share would have been chosen ``patience`` times on average), or when its
-    EMA usage share is below ``threshold`` times the uniform share. 0 turns a rule off.
+    A code is dead when no vector chose it while its stage coded enough vectors for it to have
+    been chosen ``patience`` times at its own EMA usage share (``unused_for * share >=
+    patience``: ``patience * K`` vectors for a code of uniform share, proportionally more for
+    a rarely used code that serves the tails of the data), or when its EMA usage share is
+    below ``threshold`` times the uniform share. 0 turns a rule off.
     """
     size = cluster_size.shape[-1]
     dead = torch.zeros_like(has_data, dtype=torch.bool).expand(cluster_size.shape)
     if patience > 0:
-        dead = dead | (unused_for >= patience * size)
+        share = cluster_size / cluster_size.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        dead = dead | (unused_for * share >= patience)
     if threshold > 0:
         mean = cluster_size.sum(dim=-1, keepdim=True) / size  # (n, 1)
         dead = dead | (cluster_size < threshold * mean)

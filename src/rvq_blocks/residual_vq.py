@@ -61,7 +61,8 @@ class ResidualVQ(nn.Module):
     k-means of what is there (at most one cluster per eight vectors, the other codes split
     from them) codes the batches, so no stage starts collapsed even on a batch smaller than the
     codebook; the EMA state starts at one step's worth of data. In training, a code no vector
-    chose while its stage coded ``dead_code_patience * K`` vectors, or whose EMA usage falls
+    chose while it would have been chosen ``dead_code_patience`` times at its usage share
+    (``dead_code_patience * K`` vectors at the uniform share), or whose EMA usage falls
     below ``dead_code_threshold`` times the uniform share, is revived as a split of a code in
     use in the current batch, moved toward a vector of that batch, and its EMA state is reset
     with it.
@@ -93,8 +94,10 @@ class ResidualVQ(nn.Module):
         dead_code_threshold: A code is dead when its EMA usage share is below this fraction
             of the uniform share ``1 / K``; 0 turns this rule off.
         dead_code_patience: A code is dead when no vector chose it while its stage coded
-            ``dead_code_patience * codebook_size`` vectors (a code of uniform share would
-            have been chosen that many times); 0 turns this rule off (both 0: no revival).
+            enough vectors for it to have been chosen ``dead_code_patience`` times at its EMA
+            usage share (``dead_code_patience * codebook_size`` vectors at the uniform share,
+            more for a code that serves rare data); 0 turns this rule off (both 0: no
+            revival).
         quantizer_dropout: Probability that a training batch runs only a random number
             ``n ~ U{1..Q}`` of stages (SoundStream), for bitrate scalability.
         gradient_estimator: ``"ste"`` (straight-through) or ``"rotation"`` (rotation trick).
