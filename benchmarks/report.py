@@ -859,7 +859,10 @@ share (one thread per run): it says nothing about the variants' cost, which is t
     return "\n".join(out)
 
 
-USAGE_LABELS = {"ours": "`ResidualVQ` defaults", "ema_false": "`ema=False`",
+USAGE_LABELS = {"ours": "`ResidualVQ` defaults",
+                "ours_final": "`ResidualVQ` defaults (this version)",
+                "ours_flat8": "`ResidualVQ`, idle rule `8 * K` vectors for every code",
+                "ema_false": "`ema=False`",
                 "cosine": "`use_cosine=True`", "codebook_dim8": "`codebook_dim=8`",
                 "rotation": "`gradient_estimator=\"rotation\"`",
                 "simvq": "SimVQ (frozen Gaussian x learned linear map)",

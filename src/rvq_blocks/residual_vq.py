@@ -172,7 +172,7 @@ class ResidualVQ(nn.Module):
         kmeans_iters: int = 10,
         kmeans_samples: int | None = None,
         dead_code_threshold: float = 0.1,
-        dead_code_patience: float = 8.0,
+        dead_code_patience: float = 4.0,
         quantizer_dropout: float = 0.0,
         gradient_estimator: Literal["ste", "rotation"] = "ste",
         beam_size: int = 1,
