@@ -428,3 +428,19 @@ def test_chunked_coding_is_exact_at_the_seams(arch):
     assert whole.shape == (2, 351) and np.array_equal(whole, chunked)
     np.testing.assert_allclose(decode_codes(model, chunked, chunk_frames=50),
                                decode_codes(model, chunked, chunk_frames=10_000), atol=1e-5)
+
+
+def test_shipped_weights_load_and_code_a_clip():
+    """The CLI's default model: examples/telugu_codec/pretrained/ (fp16 weights + config)."""
+    from examples.telugu_codec.checkpoint import PRETRAINED_DIR, load_model
+    from examples.telugu_codec.codec import decode_bytes, encode_wav
+
+    if not (PRETRAINED_DIR / "weights.pt").is_file():
+        pytest.skip("no shipped weights in this checkout")
+    assert (PRETRAINED_DIR / "weights.pt").stat().st_size <= 10_000_000
+    model = load_model()
+    audio = (0.1 * np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
+    data = encode_wav(model, audio)
+    assert len(data) * 8 / 1.0 <= 6000 + 40 * 8 + 8  # 6 kbps plus the header
+    y = decode_bytes(model, data)
+    assert len(y) == 16000 and np.isfinite(y).all() and np.abs(y).max() <= 1.0
