@@ -227,12 +227,11 @@ def test_code_file_round_trip(data_dir, tmp_path):
     train(_args(data_dir, tmp_path, "--num_epochs", "1"))
     ckpt = tmp_path / "telugu_codec" / "last.pt"
     wav = data_dir / "heldout" / "heldout0.wav"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    run = [sys.executable, "-m", "examples.telugu_codec.codec"]
-    subprocess.run([*run, "encode", "--checkpoint", str(ckpt), str(wav),
-                    str(tmp_path / "a.rvqc")], check=True, env=env, cwd=ROOT)
-    subprocess.run([*run, "decode", "--checkpoint", str(ckpt), str(tmp_path / "a.rvqc"),
-                    str(tmp_path / "a.wav")], check=True, env=env, cwd=ROOT)
+    r = _cli("encode", "--checkpoint", str(ckpt), str(wav), str(tmp_path / "a.rvqc"))
+    assert r.returncode == 0, r.stderr
+    r = _cli("decode", "--checkpoint", str(ckpt), str(tmp_path / "a.rvqc"),
+             str(tmp_path / "a.wav"))
+    assert r.returncode == 0, r.stderr
     frames = 16000 // 320
     # 40-byte header + 2 quantizers x 50 frames x 4 bits, packed
     assert (tmp_path / "a.rvqc").stat().st_size == 40 + (2 * frames * 4 + 7) // 8

@@ -195,20 +195,16 @@ def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = N
             "realtime_factor": total_seconds / (time.perf_counter() - t0)}
 
 
+class CLIError(Exception):
+    """A user error: printed as one ``error:`` line, exit code 2."""
+
+
 def _read_mono(path: Path, sr: int) -> np.ndarray:
     """One file, mono, resampled to ``sr``; non-finite samples are refused, samples beyond
     [-1, 1] (which the codec's output range cannot hold) are reported."""
-    import soundfile as sf
-
     from .data import _read
     try:
-        raw, _ = sf.read(str(path), dtype="float32", always_2d=True)
-        bad = int((~np.isfinite(raw)).sum())
-        if bad:
-            raise CLIError(f"{path} holds {bad} NaN/inf samples; clean the file first")
-        audio = _read(path, sr)
-    except CLIError:
-        raise
+        audio = _read(path, sr, nonfinite="raise")
     except Exception as e:  # noqa: BLE001 - unreadable audio of any kind
         raise CLIError(f"could not read audio from {path}: {e}") from e
     over = int((np.abs(audio) > 1.0).sum())
@@ -216,10 +212,6 @@ def _read_mono(path: Path, sr: int) -> np.ndarray:
         print(f"warning: {path}: {over} samples beyond [-1, 1] (peak {np.abs(audio).max():.2f})"
               "; the decoded audio is limited to [-1, 1]", file=sys.stderr)
     return audio
-
-
-class CLIError(Exception):
-    """A user error: printed as one ``error:`` line, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:

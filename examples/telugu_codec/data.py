@@ -88,7 +88,9 @@ def loudness_normalize(audio: np.ndarray, target_dbfs: float = -20.0, *,
     return (np.asarray(audio, dtype=np.float64) * gain).astype(np.float32)
 
 
-def _read(path: Path, sample_rate: int) -> np.ndarray:
+def _read(path: Path, sample_rate: int, nonfinite: str = "zero") -> np.ndarray:
+    """Mono float32 at ``sample_rate``; NaN/inf samples become 0 (``nonfinite="zero"``, for
+    corpora) or raise ``ValueError`` (``"raise"``, for a file the user asked to code)."""
     import soundfile as sf
     import soxr
 
@@ -100,6 +102,9 @@ def _read(path: Path, sample_rate: int) -> np.ndarray:
     if not finite.any():
         raise ValueError("no finite samples (all NaN/inf)")
     if not finite.all():
+        if nonfinite == "raise":
+            raise ValueError(f"it holds {int((~finite).sum())} NaN/inf samples; clean the file "
+                             "first")
         audio = np.where(finite, audio, 0.0).astype(np.float32)
     if rate != sample_rate:
         audio = soxr.resample(audio, rate, sample_rate, quality="HQ")

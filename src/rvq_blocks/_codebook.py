@@ -42,6 +42,11 @@ def fit_stage(data: Tensor, size: int, iters: int, cosine: bool) -> Tensor:
     return torch.cat([fitted, fitted[parent] + SPLIT_STEP * (toward - fitted[parent])])
 
 
+def usage_share(counts: Tensor) -> Tensor:
+    """``(n, K)`` each code's share of its stage's usage ``counts`` (all 0 for a stage unused)."""
+    return counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def set_usage_(cluster_size: Tensor, embed_sum: Tensor | None, codebook: Tensor,
                counts: Tensor, total: Tensor | float) -> None:
     """Start the EMA state from usage ``counts`` ``(n, K)``, scaled to ``total`` per stage.
@@ -53,8 +58,7 @@ def set_usage_(cluster_size: Tensor, embed_sum: Tensor | None, codebook: Tensor,
     first vectors: with fewer vectors than codes per step they jump onto single vectors and
     code fresh data worse, measured.)
     """
-    share = counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)  # (n, K)
-    cluster_size.copy_(share * total)
+    cluster_size.copy_(usage_share(counts) * total)
     if embed_sum is not None:
         embed_sum.copy_(codebook * cluster_size[..., None])
 
@@ -106,8 +110,7 @@ def dead_codes(cluster_size: Tensor, unused_for: Tensor, threshold: float, patie
     size = cluster_size.shape[-1]
     dead = torch.zeros_like(has_data, dtype=torch.bool).expand(cluster_size.shape)
     if patience > 0:
-        share = cluster_size / cluster_size.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-        dead = dead | (unused_for * share >= patience)
+        dead = dead | (unused_for * usage_share(cluster_size) >= patience)
     if threshold > 0:
         mean = cluster_size.sum(dim=-1, keepdim=True) / size  # (n, 1)
         dead = dead | (cluster_size < threshold * mean)

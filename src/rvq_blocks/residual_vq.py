@@ -37,8 +37,8 @@ class _Stages(NamedTuple):
     counts: Tensor  # (n, K) weighted code counts
     inputs: list[Tensor]  # n x (N, Dc) detached stage inputs
 
+
 _OWNER = "ResidualVQ"
-_SPLIT_STEP = cb.SPLIT_STEP  # how far a revived code moves from the busy code it copies
 
 
 class ResidualVQ(nn.Module):
@@ -685,9 +685,9 @@ class ResidualVQ(nn.Module):
                              f"got {tuple(indices.shape)}")
         if not ops.tracing():  # a host sync; compiled and exported graphs index-check instead
             lo, hi = int(indices.min()), int(indices.max())
-        if not ops.tracing() and (lo < 0 or hi >= self.codebook_size):
-            raise ValueError(f"{_OWNER}.decode expected codes in [0, {self.codebook_size}), "
-                             f"got values in [{lo}, {hi}]")
+            if lo < 0 or hi >= self.codebook_size:
+                raise ValueError(f"{_OWNER}.decode expected codes in [0, {self.codebook_size}), "
+                                 f"got values in [{lo}, {hi}]")
         b, n, t = indices.shape
         flat = indices.transpose(1, 2).reshape(b * t, n).long()  # (N, n)
         with torch.autocast(indices.device.type, enabled=False):
@@ -702,7 +702,7 @@ class ResidualVQ(nn.Module):
     @torch.no_grad()
     def codebook_usage(self) -> CodebookUsage:
         """Long-run usage per stage from the EMA usage counts (no batch needed)."""
-        share = self.cluster_size / self.cluster_size.sum(-1, keepdim=True).clamp_min(1e-12)
+        share = cb.usage_share(self.cluster_size)
         floor = (self.dead_code_threshold or 0.01) / self.codebook_size
         alive = share >= floor
         return CodebookUsage(ops.perplexity(self.cluster_size), alive.float().mean(-1),
