@@ -1,7 +1,9 @@
-"""The few collectives :class:`~rvq_blocks.ResidualVQ` needs under ``torch.distributed``.
+"""The few collectives the blocks need under ``torch.distributed``.
 
-Every function here is a no-op-free collective: all ranks of the default process group must
-call it, in the same order, with tensors of the same size. Callers guarantee that by deciding
+Every function here but :func:`is_active`, :func:`world_size` and :func:`rank` is a
+collective (:func:`mean_over_ranks` only when more than one rank runs): all ranks of the
+default process group must call it, in the same order, with tensors of the same size.
+Callers guarantee that by deciding
 *whether* to call from values that are already identical on every rank (options, step counts,
 all-reduced statistics), never from a rank's own data. Under ``torch.compile`` each runs
 eagerly (a graph break), so the collective is the plain c10d call.
@@ -34,6 +36,28 @@ def is_active(sync: bool | None, owner: str) -> bool:
 
 def rank() -> int:
     return dist.get_rank()
+
+
+def world_size() -> int:
+    """Ranks in the default process group; 1 when ``torch.distributed`` is not initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def mean_over_ranks(x: Tensor) -> Tensor:
+    """The mean of ``x`` over the ranks (one ``all_reduce``) when ``torch.distributed`` runs
+    more than one rank; ``x`` itself, and no collective, otherwise.
+
+    The default ``reduce_fn`` of :class:`~rvq_blocks.LossBalancer`.
+
+    Shape:
+        - ``x``: any; output: the same.
+    """
+    world = world_size()
+    if world == 1:
+        return x
+    return all_reduce_sum([x])[0] / world
 
 
 @eager  # eager c10d calls: a graph break, never a traced collective

@@ -5,43 +5,64 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypedDict
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 from typing_extensions import override
 
-from ._checks import check_state_version
+from . import _dist
+from ._checks import VersionedModule, check_choice, check_positive, check_range
 
 __all__ = ["LossBalancer"]
 
 _OWNER = "LossBalancer"
 
 
-def _default_reduce(x: Tensor) -> Tensor:
-    """Average across ranks when torch.distributed is initialised; identity otherwise."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        x = x.clone()
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
-        return x / dist.get_world_size()
-    return x
+@dataclass(frozen=True)
+class _Losses:
+    """The loss values of the last ``backward``, read by :attr:`LossBalancer.metrics`."""
+
+    values: Tensor  # (L,) weighted losses, in ``weights`` order
+    extra_names: list[str]  # the unbalanced losses' names
+    extra: list[Tensor]  # their 0-d values
 
 
-class _Record(TypedDict, total=False):
-    """What the last ``backward`` left for :attr:`LossBalancer.metrics`."""
+@dataclass(frozen=True)
+class _Skipped(_Losses):
+    """A step that ran no backward: some loss or gradient was not finite."""
 
-    values: Tensor
-    scales: Tensor
-    norms: Tensor | None
-    ema: Tensor
-    extra_names: list[str]
-    extra: list[Tensor]
-    effective: Tensor
-    skipped: bool
+    nonfinite: tuple[str, ...]  # the offending losses (``"x (gradient)"``, ``"on another rank"``)
 
 
-class LossBalancer(nn.Module):
+@dataclass(frozen=True)
+class _Applied(_Losses):
+    """A step whose combined gradient was backpropagated."""
+
+    scales: Tensor  # (L,) the factor applied to each loss
+    norms: Tensor | None  # (L,) gradient norms at the output, when it was given
+    ema: Tensor  # (L,) the norm EMA after the step
+    effective: Tensor  # () the effective loss returned
+
+
+def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"{_OWNER} expected weights to be a mapping name -> weight, "
+                        f"got {type(weights).__name__}")
+    if len(weights) == 0:
+        raise ValueError(f"{_OWNER} expected at least one weight, got {{}}")
+    for k, v in weights.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{_OWNER} expected str -> float weights, got {k!r}: {v!r}")
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{_OWNER} expected finite weights >= 0, got {k!r}: {v}")
+    if sum(weights.values()) <= 0:
+        raise ValueError(f"{_OWNER} expected weights with a positive sum, got {dict(weights)}")
+    return {k: float(v) for k, v in weights.items()}
+
+
+class LossBalancer(VersionedModule):
     """Combine named losses into one backward, by fixed weights or by gradient fractions.
 
     With ``balance_grads=True`` (EnCodec/AudioCraft semantics), given the model output ``y``
@@ -139,42 +160,20 @@ class LossBalancer(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(weights, Mapping):
-            raise TypeError(f"{_OWNER} expected weights to be a mapping name -> weight, "
-                            f"got {type(weights).__name__}")
-        if len(weights) == 0:
-            raise ValueError(f"{_OWNER} expected at least one weight, got {{}}")
-        for k, v in weights.items():
-            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{_OWNER} expected str -> float weights, got {k!r}: {v!r}")
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{_OWNER} expected finite weights >= 0, got {k!r}: {v}")
-        if sum(weights.values()) <= 0:
-            raise ValueError(f"{_OWNER} expected weights with a positive sum, got {dict(weights)}")
-        if not (math.isfinite(total_norm) and total_norm > 0):
-            raise ValueError(f"{_OWNER} expected a finite total_norm > 0, got {total_norm}")
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"{_OWNER} expected ema_decay in [0, 1), got {ema_decay}")
-        if not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"{_OWNER} expected a finite eps > 0, got {eps}")
-        if nonfinite not in ("raise", "skip"):
-            raise ValueError(f"{_OWNER} expected nonfinite in ('raise', 'skip'), "
-                             f"got {nonfinite!r}")
-        self.names = tuple(weights)
-        self.weights = {k: float(v) for k, v in weights.items()}
+        self.weights = _check_weights(weights)
+        self.names = tuple(self.weights)
         self.balance_grads = balance_grads
-        self.total_norm = float(total_norm)
-        self.ema_decay = float(ema_decay)
+        self.total_norm = check_positive("total_norm", total_norm, _OWNER)
+        self.ema_decay = check_range("ema_decay", ema_decay, 0, 1, _OWNER, high_open=True)
         self.per_batch_item = per_batch_item
-        self.eps = float(eps)
-        self.nonfinite = nonfinite
-        self.reduce_fn = _default_reduce if reduce_fn is None else reduce_fn
+        self.eps = check_positive("eps", eps, _OWNER)
+        self.nonfinite = check_choice("nonfinite", nonfinite, ("raise", "skip"), _OWNER)
+        self.reduce_fn = _dist.mean_over_ranks if reduce_fn is None else reduce_fn
         n = len(self.names)
         self.register_buffer("norm_ema_sum", torch.empty(n, device=device, dtype=dtype))
         self.register_buffer("norm_ema_weight", torch.empty((), device=device, dtype=dtype))
         self.register_buffer("num_skipped", torch.empty((), device=device, dtype=torch.long))
-        self._last: _Record = {}
-        self._last_nonfinite: tuple[str, ...] = ()
+        self._last: _Skipped | _Applied | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -187,15 +186,6 @@ class LossBalancer(nn.Module):
     def ema_norms(self) -> Tensor:
         """``(L,)`` bias-corrected EMA of the gradient norms (zeros before the first step)."""
         return self.norm_ema_sum / self.norm_ema_weight.clamp_min(1e-30)
-
-    def _norms(self, grads: list[Tensor]) -> Tensor:
-        out = []
-        for g in grads:
-            if self.per_batch_item and g.ndim > 0:
-                out.append(g.flatten(1).norm(dim=1).mean() if g.ndim > 1 else g.abs().mean())
-            else:
-                out.append(g.norm())
-        return torch.stack(out).detach()  # (L,)
 
     def backward(self, losses: Mapping[str, Tensor], output: Tensor | None = None, *,
                  unbalanced: Mapping[str, Tensor] | None = None) -> Tensor:
@@ -222,52 +212,84 @@ class LossBalancer(nn.Module):
                                  torch.float32)  # losses may differ in precision under autocast
         vals = torch.stack([losses[k].detach().reshape(()).to(dtype) for k in self.names])  # (L,)
         extra_vals = [extra[k].detach().reshape(()).to(dtype) for k in extra]
+        grads = None if output is None else self._output_grads(losses, output)
+        norms = None if grads is None else self._norms(grads)  # (L,)
+        norms_avg, any_bad = self._reduce(vals, extra_vals, norms)
+        if any_bad:
+            return self._nonfinite(vals, extra_vals, norms, list(extra))
         w = vals.new_tensor([self.weights[k] for k in self.names])  # (L,)
-        grads: list[Tensor] | None = None
-        if output is not None:
-            kept = output.grad if output.retains_grad else None
-            raw = [torch.autograd.grad(losses[k], output, retain_graph=True, allow_unused=True)[0]
-                   if losses[k].requires_grad else None for k in self.names]
-            if output.retains_grad:  # autograd.grad also fills a retained .grad: undo that
-                output.grad = kept
-            missing = [k for k, g in zip(self.names, raw, strict=True) if g is None]
-            if self.balance_grads and missing:
-                raise ValueError(f"{_OWNER}.backward: losses {missing} do not depend on output; "
-                                 f"pass them in unbalanced= instead")
-            grads = [torch.zeros_like(output) if g is None else g for g in raw]
-        norms = self._norms(grads) if grads is not None else None
+        scales = w if norms_avg is None else self._balanced_scales(w, norms_avg)  # (L,)
+        effective = (scales * vals).sum() + sum(extra_vals, vals.new_zeros(()))
+        self._last = _Applied(vals, list(extra), extra_vals, scales=scales, norms=norms,
+                              ema=self.ema_norms, effective=effective)
+        self._backprop(losses, output, grads, scales, extra)
+        return effective
+
+    def _output_grads(self, losses: Mapping[str, Tensor], output: Tensor) -> list[Tensor]:
+        """Each loss's gradient at ``output`` (zeros where it does not depend on it), through
+        the loss graph only; ``output.grad`` is left as it was."""
+        kept = output.grad if output.retains_grad else None
+        raw = [torch.autograd.grad(losses[k], output, retain_graph=True, allow_unused=True)[0]
+               if losses[k].requires_grad else None for k in self.names]
+        if output.retains_grad:  # autograd.grad also fills a retained .grad: undo that
+            output.grad = kept
+        missing = [k for k, g in zip(self.names, raw, strict=True) if g is None]
+        if self.balance_grads and missing:
+            raise ValueError(f"{_OWNER}.backward: losses {missing} do not depend on output; "
+                             f"pass them in unbalanced= instead")
+        return [torch.zeros_like(output) if g is None else g for g in raw]
+
+    def _norms(self, grads: list[Tensor]) -> Tensor:
+        out = []
+        for g in grads:
+            if self.per_batch_item and g.ndim > 0:
+                out.append(g.flatten(1).norm(dim=1).mean() if g.ndim > 1 else g.abs().mean())
+            else:
+                out.append(g.norm())
+        return torch.stack(out).detach()  # (L,)
+
+    def _reduce(self, vals: Tensor, extra_vals: list[Tensor],
+                norms: Tensor | None) -> tuple[Tensor | None, bool]:
+        """The norms averaged across ranks (``None`` unless balancing), and whether any rank
+        saw a non-finite loss or norm (the one device sync of ``backward``)."""
         checks = [vals, *extra_vals] + ([norms] if norms is not None else [])
         finite = torch.isfinite(torch.cat([c.reshape(-1) for c in checks]).float())
-        local_bad = (~finite.all()).to(self.norm_ema_sum.dtype)
-        any_bad = local_bad
+        any_bad = (~finite.all()).to(self.norm_ema_sum.dtype)
+        norms_avg = None
         if norms is not None and self.balance_grads:
             # One reduction carries the norms and a non-finite flag: every rank then takes the
             # same branch (all skip or raise together), so no rank is left alone in a collective.
-            packed = torch.cat([torch.where(torch.isfinite(norms), norms, 0.0).to(local_bad),
-                                local_bad[None]])  # (L + 1,)
+            packed = torch.cat([torch.where(torch.isfinite(norms), norms, 0.0).to(any_bad),
+                                any_bad[None]])  # (L + 1,)
             reduced = self.reduce_fn(packed)
             norms_avg, any_bad = reduced[:-1], reduced[-1]
-        if bool(any_bad > 0):  # the one device sync of this method
-            return self._nonfinite(vals, extra_vals, norms, list(extra))
+        return norms_avg, bool(any_bad > 0)
 
-        if norms is not None and self.balance_grads:
-            if self.training:
-                self.norm_ema_sum.mul_(self.ema_decay).add_(norms_avg)
-                self.norm_ema_weight.mul_(self.ema_decay).add_(1.0)
-                avg = self.ema_norms
-            else:
-                avg = torch.where(self.norm_ema_weight > 0, self.ema_norms, norms_avg)
-            scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  # (L,)
-            # a loss whose gradient at y has always been zero has nothing to balance: scale 0,
-            # not total_norm / eps (a 1e12 factor in the logs and in the returned loss value)
-            scales = torch.where(avg.to(w) > 0, scales, 0.0)
-            # DDP averages over ranks the gradients that one process would sum over items
-            scales = scales * self._ranks()
+    def _balanced_scales(self, w: Tensor, norms_avg: Tensor) -> Tensor:
+        """``total_norm * w_i / sum w / (eps + avg_i)`` per loss, the EMA updated in training."""
+        if self.training:
+            self.norm_ema_sum.mul_(self.ema_decay).add_(norms_avg)
+            self.norm_ema_weight.mul_(self.ema_decay).add_(1.0)
+            avg = self.ema_norms
         else:
-            scales = w
-        effective = (scales * vals).sum() + sum(extra_vals, vals.new_zeros(()))
-        self._record(vals, scales, norms, extra, extra_vals, effective)
+            avg = torch.where(self.norm_ema_weight > 0, self.ema_norms, norms_avg)
+        scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  # (L,)
+        # a loss whose gradient at y has always been zero has nothing to balance: scale 0,
+        # not total_norm / eps (a 1e12 factor in the logs and in the returned loss value)
+        scales = torch.where(avg.to(w) > 0, scales, 0.0)
+        # DDP averages over ranks the gradients that one process would sum over items
+        return scales * self._ranks()
 
+    def _ranks(self) -> int:
+        """Ranks whose per-item normalised gradients DDP averages (1 outside DDP)."""
+        if self.per_batch_item and self.reduce_fn is _dist.mean_over_ranks:
+            return _dist.world_size()
+        return 1
+
+    def _backprop(self, losses: Mapping[str, Tensor], output: Tensor | None,
+                  grads: list[Tensor] | None, scales: Tensor, extra: dict[str, Tensor]) -> None:
+        """One backward of the combined gradient at ``output`` (or of the weighted sum of the
+        losses in static mode) together with the unbalanced losses."""
         live = [v.reshape(()) for v in extra.values() if v.requires_grad]
         extra_total = sum(live[1:], live[0]) if live else None
         if grads is not None and output is not None and self.balance_grads:
@@ -279,16 +301,8 @@ class LossBalancer(nn.Module):
             torch.autograd.backward(roots, seeds)
         else:
             total = sum((self.weights[k] * losses[k].reshape(()) for k in self.names),
-                        vals.new_zeros(()))
+                        scales.new_zeros(()))
             torch.autograd.backward(total if extra_total is None else total + extra_total)
-        return effective
-
-    def _ranks(self) -> int:
-        """Ranks whose per-item normalised gradients DDP averages (1 outside DDP)."""
-        if (self.per_batch_item and self.reduce_fn is _default_reduce and dist.is_available()
-                and dist.is_initialized()):
-            return dist.get_world_size()
-        return 1
 
     def _check_losses(self, losses: Mapping[str, Tensor], output: Tensor | None,
                       extra: dict[str, Tensor]) -> None:
@@ -339,17 +353,8 @@ class LossBalancer(nn.Module):
             raise FloatingPointError(f"{_OWNER}: non-finite loss {', '.join(bad)}; values "
                                      f"{dict(zip(self.names, vals.tolist(), strict=True))}")
         self.num_skipped.add_(1)
-        self._last = {"values": vals, "extra_names": extra_names, "extra": extra_vals,
-                      "skipped": True}
-        self._last_nonfinite = tuple(bad)
+        self._last = _Skipped(vals, extra_names, extra_vals, nonfinite=tuple(bad))
         return vals.new_full((), float("nan"))
-
-    def _record(self, vals: Tensor, scales: Tensor, norms: Tensor | None,
-                extra: dict[str, Tensor], extra_vals: list[Tensor], effective: Tensor) -> None:
-        self._last = {"values": vals, "scales": scales, "norms": norms, "ema": self.ema_norms,
-                      "extra_names": list(extra), "extra": extra_vals, "effective": effective,
-                      "skipped": False}
-        self._last_nonfinite = ()
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -365,22 +370,21 @@ class LossBalancer(nn.Module):
         Reading it synchronises with the device.
         """
         last = self._last
-        if not last:
+        if last is None:
             return {}
         out: dict[str, float] = {}
-        for k, v in zip(self.names, last["values"].tolist(), strict=True):
+        for k, v in zip(self.names, last.values.tolist(), strict=True):
             out[f"{k}/value"] = v
             out[f"{k}/weight"] = self.weights[k]
-        for k, v in zip(last["extra_names"], last["extra"], strict=True):
+        for k, v in zip(last.extra_names, last.extra, strict=True):
             out[f"{k}/value"] = v.item()
-        out["skipped"] = float(last["skipped"])
+        out["skipped"] = float(isinstance(last, _Skipped))
         out["num_skipped"] = float(self.num_skipped.item())
-        for k in self._last_nonfinite:
-            out[f"nonfinite/{k}"] = 1.0
-        if last["skipped"]:
+        if isinstance(last, _Skipped):
+            out.update({f"nonfinite/{k}": 1.0 for k in last.nonfinite})
             return out
-        scales, norms = last["scales"], last["norms"]
-        ema = last["ema"].tolist()
+        scales, norms = last.scales, last.norms
+        ema = last.ema.tolist()
         for i, k in enumerate(self.names):
             out[f"{k}/scale"] = scales[i].item()
             if self.balance_grads:
@@ -391,17 +395,8 @@ class LossBalancer(nn.Module):
             for i, k in enumerate(self.names):
                 out[f"{k}/grad_norm"] = norms[i].item()
                 out[f"{k}/share"] = share[i]
-        out["total"] = last["effective"].item()
+        out["total"] = last.effective.item()
         return out
-
-    @override
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
-                              local_metadata: dict[str, Any], strict: bool,
-                              missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
-        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     @override
     def get_extra_state(self) -> Any:

@@ -17,11 +17,12 @@ from . import _codebook as cb
 from . import _dist
 from . import _vq_ops as ops
 from ._checks import (
+    added_buffer,
     check_latents,
     check_mask,
     check_positive_int,
     check_range,
-    check_state_version,
+    upgrade_state,
 )
 from ._compile import eager
 from .outputs import CodebookUsage, RVQOutput
@@ -266,11 +267,9 @@ class ResidualVQ(nn.Module):
                               local_metadata: dict[str, Any], strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str],
                               error_msgs: list[str]) -> None:
-        # Layout 2 added ``unused_for``; layout-1 (0.1.0) entries are upgraded before loading.
-        version = check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
-        if version < 2 and prefix + "cluster_size" in state_dict:  # 0.1.0: no idle counters
-            state_dict[prefix + "unused_for"] = torch.zeros_like(state_dict[prefix +
-                                                                            "cluster_size"])
+        # Layout 2 added ``unused_for``: layout-1 (0.1.0) entries get zero idle counters.
+        upgrade_state(state_dict, prefix, local_metadata, error_msgs, current=self._version,
+                      owner=_OWNER, migrations={1: added_buffer("unused_for", "cluster_size")})
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         key = prefix + "initialized"

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from typing_extensions import override
 
-from ._checks import check_float_tensor, check_state_version
+from ._checks import (
+    VersionedModule,
+    check_audio,
+    check_choice,
+    check_float_tensor,
+    check_positive,
+    check_positive_int,
+    check_range,
+)
 
 __all__ = ["ScaledTanhHead", "scaled_tanh"]
 
@@ -53,11 +61,9 @@ def scaled_tanh(x: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     if isinstance(scale, Tensor):
         scale = scale.to(x.dtype)  # the output keeps the input's dtype
     if isinstance(scale, Tensor) and scale.ndim == 1:
-        if x.ndim != 3 or x.shape[1] != scale.shape[0]:
-            raise ValueError(
-                f"scaled_tanh with a per-channel scale of shape ({scale.shape[0]},) expected x "
-                f"of shape (B, {scale.shape[0]}, S), got {tuple(x.shape)}"
-            )
+        c = scale.shape[0]
+        check_audio("x", x, f"scaled_tanh with a per-channel scale of shape ({c},)",
+                    channels=c, mono=False)
         scale = scale[:, None]  # (C, 1), broadcast over (B, C, S)
     # tanh rounds to +/-1 beyond |scale * x| ~ 9 in float32: clamp to the largest value below
     # 1 so the output stays strictly inside (-1, 1) (the true gradient there is < 1e-7)
@@ -65,7 +71,7 @@ def scaled_tanh(x: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     return torch.tanh(scale * x).clamp(-bound, bound)
 
 
-class ScaledTanhHead(nn.Module):
+class ScaledTanhHead(VersionedModule):
     """Output head ``y = tanh(scale * x)`` with a learnable scale applied before the tanh.
 
     The scale starts at ``init_scale`` (1.0 by default, so the head is exactly ``tanh`` at
@@ -93,7 +99,8 @@ class ScaledTanhHead(nn.Module):
         ValueError: If ``init_scale`` is not a finite number ``> 0``, ``channels < 1``, or the
             parametrization is unknown; in ``forward``, if the input is not ``(B, C, S)``
             while ``channels`` is set.
-        TypeError: In ``forward``, if the input is not a floating-point tensor.
+        TypeError: If ``init_scale`` is not a number or ``channels`` not an int; in
+            ``forward``, if the input is not a floating-point tensor.
 
     Shape:
         - Input: ``(B, C, S)`` (any shape when ``channels`` is ``None``).
@@ -125,20 +132,11 @@ class ScaledTanhHead(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)):
-            raise TypeError(f"{_OWNER} expected init_scale to be a float, got {init_scale!r}")
-        if not (math.isfinite(init_scale) and init_scale > 0):
-            raise ValueError(f"{_OWNER} expected a finite init_scale > 0, got {init_scale}")
-        if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int)
-                                     or channels < 1):
-            raise ValueError(f"{_OWNER} expected channels to be None or an int >= 1, "
-                             f"got {channels!r}")
-        if parametrization not in _PARAMETRIZATIONS:
-            raise ValueError(f"{_OWNER} expected parametrization in {_PARAMETRIZATIONS}, "
-                             f"got {parametrization!r}")
-        self.init_scale = float(init_scale)
-        self.channels = channels
-        self.parametrization = parametrization
+        self.init_scale = check_positive("init_scale", init_scale, _OWNER)
+        self.channels = None if channels is None else check_positive_int("channels", channels,
+                                                                         _OWNER)
+        self.parametrization = check_choice("parametrization", parametrization,
+                                            _PARAMETRIZATIONS, _OWNER)
         self.learnable = learnable
         shape = () if channels is None else (channels,)
         raw = torch.empty(shape, device=device, dtype=dtype)
@@ -186,10 +184,10 @@ class ScaledTanhHead(nn.Module):
         Returns:
             The bounded waveform, same shape as ``x``.
         """
-        check_float_tensor("x", x, _OWNER)
-        if self.channels is not None and (x.ndim != 3 or x.shape[1] != self.channels):
-            raise ValueError(f"{_OWNER} expected x of shape (B, {self.channels}, S), "
-                             f"got {tuple(x.shape)}")
+        if self.channels is None:
+            check_float_tensor("x", x, _OWNER)
+        else:
+            check_audio("x", x, _OWNER, channels=self.channels, mono=False)
         return scaled_tanh(x, self._scale())
 
     @staticmethod
@@ -212,20 +210,10 @@ class ScaledTanhHead(nn.Module):
             TypeError: If ``y`` is not a floating-point tensor.
             ValueError: If ``threshold`` is not in ``(0, 1)``.
         """
-        check_float_tensor("y", y, "ScaledTanhHead.saturation")
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"ScaledTanhHead.saturation expected threshold in (0, 1), "
-                             f"got {threshold}")
+        owner = "ScaledTanhHead.saturation"
+        check_float_tensor("y", y, owner)
+        check_range("threshold", threshold, 0, 1, owner, low_open=True, high_open=True)
         return (y.detach().abs() > threshold).float().mean()
-
-    @override
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
-                              local_metadata: dict[str, Any], strict: bool,
-                              missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
-        check_state_version(local_metadata, self._version, prefix, _OWNER, error_msgs)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     @override
     def extra_repr(self) -> str:
