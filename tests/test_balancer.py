@@ -8,11 +8,6 @@ from torch import nn
 from rvq_blocks.balancer import LossBalancer
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 class _Tiny(nn.Module):
     """Encoder conv -> latent z -> decoder conv -> tanh: a codec in miniature."""
 

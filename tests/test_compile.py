@@ -12,6 +12,7 @@ import copy
 
 import pytest
 import torch
+from conftest import RVQ_OPTIONS, option_id, rvq_input
 
 from rvq_blocks import (
     LossBalancer,
@@ -21,17 +22,6 @@ from rvq_blocks import (
     RMSScaleLoss,
     ScaledTanhHead,
 )
-
-RVQ_OPTIONS = [
-    {},
-    {"ema": False},
-    {"codebook_dim": 4},
-    {"use_cosine": True},
-    {"gradient_estimator": "rotation"},
-    {"beam_size": 2},
-    {"joint_refine": True},
-    {"channel_last": True},
-]
 
 
 @pytest.fixture(autouse=True)
@@ -45,15 +35,10 @@ def _breaks(fn, *args) -> int:
     return torch._dynamo.explain(fn)(*args).graph_break_count
 
 
-def _latents(rvq: ResidualVQ) -> torch.Tensor:
-    x = torch.randn(2, 8, 30)
-    return x.transpose(1, 2) if rvq.channel_last else x
-
-
-@pytest.mark.parametrize("options", RVQ_OPTIONS, ids=lambda o: ",".join(map(str, o)) or "default")
+@pytest.mark.parametrize("options", RVQ_OPTIONS, ids=option_id)
 def test_residual_vq_has_no_graph_break_and_matches_eager(options):
     rvq = ResidualVQ(8, 3, 16, **options)
-    x = _latents(rvq)
+    x = rvq_input(rvq)
     rvq(x)  # k-means init (a one-off host sync) before tracing
     assert _breaks(rvq, x) == 0  # training: lookup, losses, EMA update and revival
     rvq.eval()
@@ -92,7 +77,6 @@ def test_residual_vq_documented_graph_breaks():
 
 
 def test_scaled_tanh_and_losses_compile_without_break_and_match():
-    torch.manual_seed(0)
     wav = torch.randn(2, 1, 1200)
     target = torch.randn(2, 1, 1200)
     blocks = {

@@ -10,11 +10,6 @@ from hypothesis import strategies as st
 from rvq_blocks.rms_loss import RMSScaleLoss, per_example_rms, rms_scale_loss
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 def _batch_global_rms_loss(pred, target):
     """The broken variant: one RMS for the whole batch."""
     return (pred.square().mean().sqrt() - target.square().mean().sqrt()).square()

@@ -8,11 +8,6 @@ from rvq_blocks.scaled_tanh import ScaledTanhHead, scaled_tanh
 PARAMS = ["linear", "exp", "softplus"]
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 @pytest.mark.parametrize("parametrization", PARAMS)
 @pytest.mark.parametrize("channels", [None, 3])
 def test_init_equals_tanh(parametrization, channels):

@@ -17,11 +17,6 @@ SR = 16000
 SMALL = {"window_lengths": (64, 256), "n_mels": (10, 40)}
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 def _losses():
     return {
         "mel": MultiScaleMelLoss(SR, **SMALL),
@@ -102,6 +97,35 @@ def test_functional_matches_module(audio):
                                MultiResolutionSTFTLoss(fft_sizes=(64, 256))(pred, audio))
 
 
+def test_functional_forms_build_no_module_and_survive_inference_mode(audio, monkeypatch):
+    """The functional losses run on cached windows and filterbanks, never on a Module built
+    per call; a first call under inference_mode caches tensors that later training uses."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Module was built")
+
+    monkeypatch.setattr(MultiScaleMelLoss, "__init__", refuse)
+    monkeypatch.setattr(MultiResolutionSTFTLoss, "__init__", refuse)
+    sizes = {"window_lengths": (48, 96), "n_mels": (6, 12)}  # not cached by other tests
+    with torch.inference_mode():
+        multi_scale_mel_loss(audio, audio, SR, **sizes)
+        multi_resolution_stft_loss(audio, audio, fft_sizes=(48, 96))
+    pred = audio.clone().requires_grad_(True)
+    loss = multi_scale_mel_loss(pred, audio, SR, **sizes) + multi_resolution_stft_loss(
+        pred, audio, fft_sizes=(48, 96))
+    loss.backward()
+    assert pred.grad is not None and bool(torch.isfinite(pred.grad).all())
+
+
+def test_window_and_filterbank_buffers_follow_to_and_stay_out_of_the_state_dict(audio):
+    loss = MultiScaleMelLoss(SR, **SMALL).to(torch.float64)
+    buffers = dict(loss.named_buffers())
+    assert len(buffers) == 4 and all(b.dtype == torch.float64 for b in buffers.values())
+    assert len(loss.state_dict()) == 0
+    ref = MultiScaleMelLoss(SR, **SMALL)  # float32 buffers, cast to the input's float64
+    torch.testing.assert_close(loss(audio.double(), audio.double().flip(-1)),
+                               ref(audio.double(), audio.double().flip(-1)), rtol=0, atol=0)
+
+
 def test_mono_2d_equals_3d(audio):
     loss = MultiScaleMelLoss(SR, **SMALL)
     pred = audio + 0.1 * torch.randn_like(audio)
@@ -165,9 +189,9 @@ def test_mel_filterbank_default_is_htk_sum_and_norms_rescale_the_same_triangles(
     slaney = mel_filterbank(*args, mel_scale="slaney", dtype=torch.float64)
     assert not torch.allclose(slaney, default)  # the scales place the bands differently
     torch.testing.assert_close(slaney.sum(0), torch.ones(80, dtype=torch.float64))
-    with pytest.raises(ValueError, match="mel_scale 'htk' or 'slaney', got 'mel'"):
+    with pytest.raises(ValueError, match=r"mel_scale in \('htk', 'slaney'\), got 'mel'"):
         mel_filterbank(*args, mel_scale="mel")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="norm 'sum', 'slaney' or None, got 'l2'"):
+    with pytest.raises(ValueError, match=r"norm in \('sum', 'slaney', None\), got 'l2'"):
         mel_filterbank(*args, norm="l2")  # type: ignore[arg-type]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import RVQ_OPTIONS, option_id, rvq_input
 
 from rvq_blocks import (
     LossBalancer,
@@ -22,31 +23,20 @@ from rvq_blocks import (
 
 DATA = Path(__file__).parent / "data"
 
-RVQ_OPTIONS = [
-    {},
-    {"ema": False},
-    {"codebook_dim": 4},
+RVQ_STATE_OPTIONS = [
+    *RVQ_OPTIONS,
     {"codebook_dim": 4, "ema": False},
-    {"use_cosine": True},
-    {"gradient_estimator": "rotation"},
-    {"joint_refine": True},
     {"beam_size": 3},
-    {"channel_last": True},
     {"quantizer_dropout": 0.5, "sync": False},
     {"kmeans_init": False, "dead_code_threshold": 0.0, "dead_code_patience": 0.0},
     {"dtype": torch.float64},
 ]
 
 
-def _rvq_input(rvq: ResidualVQ, t: int = 30) -> torch.Tensor:
-    x = torch.randn(2, rvq.dim, t, dtype=rvq.codebook.dtype)
-    return x.transpose(1, 2) if rvq.channel_last else x
-
-
-@pytest.mark.parametrize("options", RVQ_OPTIONS, ids=lambda o: ",".join(map(str, o)) or "default")
+@pytest.mark.parametrize("options", RVQ_STATE_OPTIONS, ids=option_id)
 def test_residual_vq_strict_round_trip(options):
     a = ResidualVQ(8, 3, 16, **options)
-    x = _rvq_input(a)
+    x = rvq_input(a)
     for _ in range(3):
         a(x)
     state = a.state_dict()

@@ -14,13 +14,12 @@ resolutions.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_float_tensor, check_range
+from ._checks import check_audio_pair, check_positive, check_range
 
 __all__ = ["ComplexSTFTLoss", "complex_stft_loss"]
 
@@ -35,24 +34,15 @@ def _check_args(resolutions: Sequence[tuple[int, int]], compression: float,
                          f"pairs, got {list(resolutions)}")
     check_range("compression", compression, 0.0, 1.0, owner, low_open=True)
     check_range("complex_weight", complex_weight, 0.0, 1.0, owner)
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"{owner} expected a finite eps > 0, got {eps}")
+    check_positive("eps", eps, owner)
     return [(int(a), int(b)) for a, b in res]
 
 
 def _flatten(pred: Tensor, target: Tensor, min_samples: int, owner: str) -> tuple[Tensor, Tensor]:
-    pred = check_float_tensor("pred", pred, owner)
-    target = check_float_tensor("target", target, owner)
-    if pred.shape != target.shape:
-        raise ValueError(f"{owner} expected pred and target of the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
-    if pred.ndim not in (2, 3) or pred.shape[0] == 0 or (pred.ndim == 3 and pred.shape[1] == 0):
-        raise ValueError(f"{owner} expected pred of shape (B, C, S) or (B, S) with B, C >= 1, "
-                         f"got {tuple(pred.shape)}")
-    if pred.shape[-1] < min_samples:
-        raise ValueError(f"{owner} expected at least {min_samples} samples (half the largest "
-                         f"n_fft + 1), got {pred.shape[-1]}")
-    return pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
+    """Check the waveforms and return them as ``(B * C, S)``."""
+    p, t = check_audio_pair(pred, target, owner, min_samples=min_samples,
+                            why=" (half the largest n_fft + 1)")
+    return p.reshape(-1, p.shape[-1]), t.reshape(-1, t.shape[-1])
 
 
 def _compressed(x: Tensor, window: Tensor, n_fft: int, hop: int, c: float,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_float_tensor, check_positive_int
+from ._checks import check_float_tensor, check_positive, check_positive_int
 
 __all__ = ["ISTFTHead", "istft_same", "stft_same"]
 
@@ -113,10 +113,8 @@ class ISTFTHead(nn.Module):
         owner = "ISTFTHead"
         check_positive_int("dim", dim, owner)
         _check_fft(n_fft, hop_length, owner)
-        if not (math.isfinite(max_magnitude) and max_magnitude > 0):
-            raise ValueError(f"{owner} expected a finite max_magnitude > 0, got {max_magnitude}")
+        self.max_magnitude = check_positive("max_magnitude", max_magnitude, owner)
         self.dim, self.n_fft, self.hop_length = dim, n_fft, hop_length
-        self.max_magnitude = float(max_magnitude)
         self.bins = n_fft // 2 + 1
         self.proj = nn.Conv1d(dim, 3 * self.bins, 1)
 

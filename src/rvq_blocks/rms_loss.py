@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from ._checks import check_float_tensor
+from ._checks import check_audio, check_audio_pair, check_choice, check_mask, check_positive
 
 __all__ = ["RMSScaleLoss", "rms_scale_loss", "per_example_rms"]
 
@@ -20,31 +19,13 @@ Domain = Literal["linear", "log", "db"]
 Reduction = Literal["mean", "sum", "none"]
 
 
-def _as_bcs(x: Tensor, name: str, owner: str) -> Tensor:
-    check_float_tensor(name, x, owner)
-    if x.ndim == 2:
-        return x[:, None, :]  # (B, S) -> (B, 1, S)
-    if x.ndim != 3:
-        raise ValueError(f"{owner} expected {name} of shape (B, C, S) or (B, S), "
-                         f"got {tuple(x.shape)}")
-    if x.shape[1] == 0:
-        raise ValueError(f"{owner} expected {name} with C >= 1 channels, got shape "
-                         f"{tuple(x.shape)}")
-    return x
-
-
 def _mask_weights(mask: Tensor | None, x: Tensor, owner: str) -> Tensor:
+    """The mask as weights ``(B, 1, S)`` in ``x``'s dtype (ones without a mask)."""
     b, _, s = x.shape
     if mask is None:
         return torch.ones(b, 1, s, device=x.device, dtype=x.dtype)
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"{owner} expected mask to be a torch.Tensor, got {type(mask).__name__}")
-    if tuple(mask.shape) != (b, s):
-        raise ValueError(f"{owner} expected mask of shape (B, S) = ({b}, {s}), "
-                         f"got {tuple(mask.shape)}")
-    if mask.is_complex():
-        raise TypeError(f"{owner} expected a bool or real mask, got {mask.dtype}")
-    return mask.to(device=x.device, dtype=x.dtype)[:, None, :]  # (B, 1, S)
+    w = check_mask(mask, b, s, owner, time_axis="S", dtype=x.dtype, device=x.device)
+    return w[:, None, :]  # (B, 1, S)
 
 
 def _stats(x: Tensor, w: Tensor, remove_mean: bool, eps: float) -> tuple[Tensor, Tensor]:
@@ -79,7 +60,7 @@ def per_example_rms(
         - ``x``: ``(B, C, S)`` or ``(B, S)``; ``mask``: ``(B, S)``.
         - Output: ``(B,)``.
     """
-    x = _as_bcs(x, "x", "per_example_rms")
+    x = check_audio("x", x, "per_example_rms")
     x = x.to(torch.promote_types(x.dtype, torch.float32))  # half precision: float32 sums
     return _stats(x, _mask_weights(mask, x, "per_example_rms"), remove_mean, eps)[0]
 
@@ -149,35 +130,40 @@ def rms_scale_loss(
     """
     owner = "rms_scale_loss"
     _check_options(domain, dc_weight, eps, reduction, owner)
-    p = _as_bcs(pred, "pred", owner)
-    t = _as_bcs(target, "target", owner)
-    if p.shape != t.shape:
-        raise ValueError(f"{owner} expected pred and target of the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
-    if p.shape[0] == 0 or p.shape[-1] == 0:
-        raise ValueError(f"{owner} expected a non-empty batch and time axis, got "
-                         f"{tuple(pred.shape)}")
+    p, t = check_audio_pair(pred, target, owner)
     # sums of squares in half precision lose digits (bf16 keeps ~3): compute in float32
     dtype = torch.promote_types(torch.promote_types(p.dtype, t.dtype), torch.float32)
     p, t = p.to(dtype), t.to(dtype)
     w = _mask_weights(mask, p, owner)
     rms_p, mean_p = _stats(p, w, remove_mean, eps)
     rms_t, mean_t = _stats(t, w, remove_mean, eps)
-    if domain == "log":
-        rms_p, rms_t = rms_p.log(), rms_t.log()
-    elif domain == "db":
-        rms_p, rms_t = 20.0 * rms_p.log10(), 20.0 * rms_t.log10()
-    loss = (rms_p - rms_t).square()  # (B,)
+    loss = (_loudness(rms_p, domain) - _loudness(rms_t, domain)).square()  # (B,)
     if dc_weight > 0:
         loss = loss + dc_weight * (mean_p - mean_t).square().mean(1)
-    if mask is not None:  # an example without a valid sample has no loudness: it counts 0
-        has_samples = w.flatten(1).sum(1) > 0  # (B,)
-        if not torch.compiler.is_compiling() and not bool(has_samples.any()):  # host read
-            raise ValueError(f"{owner} expected mask to mark at least one valid sample, got "
-                             f"an all-zero mask of shape {tuple(mask.shape)}")
-        loss = torch.where(has_samples, loss, 0.0)
-        if reduction == "mean":  # over the examples that have samples
-            return loss.sum() / has_samples.sum().clamp_min(1)
+    if mask is None:
+        return _reduce(loss, reduction)
+    # an example without a valid sample has no loudness: it counts 0, and "mean" averages
+    # over the examples that have samples
+    has_samples = w.flatten(1).sum(1) > 0  # (B,)
+    if not torch.compiler.is_compiling() and not bool(has_samples.any()):  # host read
+        raise ValueError(f"{owner} expected mask to mark at least one valid sample, got "
+                         f"an all-zero mask of shape {tuple(mask.shape)}")
+    loss = torch.where(has_samples, loss, 0.0)
+    if reduction == "mean":
+        return loss.sum() / has_samples.sum().clamp_min(1)
+    return _reduce(loss, reduction)
+
+
+def _loudness(rms: Tensor, domain: str) -> Tensor:
+    """``rms`` in ``domain``: as is (``"linear"``), ``ln`` (``"log"``) or ``20 log10``."""
+    if domain == "log":
+        return rms.log()
+    if domain == "db":
+        return 20.0 * rms.log10()
+    return rms
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -187,14 +173,10 @@ def rms_scale_loss(
 
 def _check_options(domain: str, dc_weight: float, eps: float, reduction: str,
                    owner: str) -> None:
-    if domain not in _DOMAINS:
-        raise ValueError(f"{owner} expected domain in {_DOMAINS}, got {domain!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{owner} expected reduction in {_REDUCTIONS}, got {reduction!r}")
-    if not (math.isfinite(dc_weight) and dc_weight >= 0):
-        raise ValueError(f"{owner} expected a finite dc_weight >= 0, got {dc_weight}")
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"{owner} expected a finite eps > 0, got {eps}")
+    check_choice("domain", domain, _DOMAINS, owner)
+    check_choice("reduction", reduction, _REDUCTIONS, owner)
+    check_positive("dc_weight", dc_weight, owner, allow_zero=True)
+    check_positive("eps", eps, owner)
 
 
 class RMSScaleLoss(nn.Module):

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from ._checks import check_float_tensor
+from ._checks import (
+    check_audio_pair,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["mel_filterbank", "multi_resolution_stft_loss", "multi_scale_mel_loss",
            "MultiResolutionSTFTLoss", "MultiScaleMelLoss"]
@@ -95,22 +101,8 @@ def mel_filterbank(
     Shape:
         - Output: ``(n_freqs, n_mels)`` (the transpose of librosa's ``(n_mels, n_freqs)``).
     """
-    owner = "mel_filterbank"
-    if n_freqs < 2 or n_mels < 1:
-        raise ValueError(f"{owner} expected n_freqs >= 2 and n_mels >= 1, "
-                         f"got n_freqs={n_freqs}, n_mels={n_mels}")
-    if not sample_rate > 0:
-        raise ValueError(f"{owner} expected sample_rate > 0, got {sample_rate}")
-    if mel_scale not in ("htk", "slaney"):
-        raise ValueError(f"{owner} expected mel_scale 'htk' or 'slaney', got {mel_scale!r}")
-    if norm not in ("sum", "slaney", None):
-        raise ValueError(f"{owner} expected norm 'sum', 'slaney' or None, got {norm!r}")
-    nyquist = sample_rate / 2
-    f_max = nyquist if f_max is None else f_max
-    if not 0.0 <= f_min < f_max <= nyquist:
-        raise ValueError(f"{owner} expected 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}, "
-                         f"got f_min={f_min}, f_max={f_max}")
-    freqs = torch.linspace(0.0, nyquist, n_freqs, dtype=torch.float64)  # (F,)
+    f_max = _check_mel_options(n_freqs, n_mels, sample_rate, f_min, f_max, mel_scale, norm)
+    freqs = torch.linspace(0.0, sample_rate / 2, n_freqs, dtype=torch.float64)  # (F,)
     mels = torch.linspace(_hz_to_mel(f_min, mel_scale).item(),
                           _hz_to_mel(f_max, mel_scale).item(), n_mels + 2, dtype=torch.float64)
     edges = _mel_to_hz(mels, mel_scale)  # (M + 2,)
@@ -128,27 +120,33 @@ def mel_filterbank(
     return fb.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
+def _check_mel_options(n_freqs: int, n_mels: int, sample_rate: float, f_min: float,
+                       f_max: float | None, mel_scale: str, norm: str | None) -> float:
+    """Check :func:`mel_filterbank`'s options; return ``f_max`` (``sample_rate / 2`` for
+    ``None``)."""
+    owner = "mel_filterbank"
+    if check_positive_int("n_freqs", n_freqs, owner) < 2:
+        raise ValueError(f"{owner} expected n_freqs >= 2, got {n_freqs}")
+    check_positive_int("n_mels", n_mels, owner)
+    nyquist = check_positive("sample_rate", sample_rate, owner) / 2
+    check_choice("mel_scale", mel_scale, ("htk", "slaney"), owner)
+    check_choice("norm", norm, ("sum", "slaney", None), owner)
+    f_max = nyquist if f_max is None else f_max
+    if not 0.0 <= f_min < f_max <= nyquist:
+        raise ValueError(f"{owner} expected 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}, "
+                         f"got f_min={f_min}, f_max={f_max}")
+    return f_max
+
+
 def _flatten_audio(pred: Tensor, target: Tensor, min_samples: int,
                    owner: str) -> tuple[Tensor, Tensor]:
-    check_float_tensor("pred", pred, owner)
-    check_float_tensor("target", target, owner)
-    if pred.shape != target.shape:
-        raise ValueError(f"{owner} expected pred and target of the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
-    if pred.ndim not in (2, 3) or pred.shape[0] == 0:
-        raise ValueError(f"{owner} expected pred of shape (B, C, S) or (B, S), "
-                         f"got {tuple(pred.shape)}")
-    if pred.ndim == 3 and pred.shape[1] == 0:
-        raise ValueError(f"{owner} expected pred with C >= 1 channels, got shape "
-                         f"{tuple(pred.shape)}")
-    if pred.shape[-1] < min_samples:
-        raise ValueError(f"{owner} expected at least {min_samples} samples (half the largest "
-                         f"window + 1), got pred of shape {tuple(pred.shape)}")
-    # one dtype for both, at least float32: stft and logs in half precision are unreliable
-    dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
-    pred, target = pred.to(dtype), target.to(dtype)
-    s = pred.shape[-1]
-    return pred.reshape(-1, s), target.reshape(-1, s)  # (B * C, S)
+    """Check the waveforms and return them as ``(B * C, S)`` in one dtype, at least float32
+    (stft and logs in half precision are unreliable)."""
+    p, t = check_audio_pair(pred, target, owner, min_samples=min_samples,
+                            why=" (half the largest window + 1)")
+    dtype = torch.promote_types(torch.promote_types(p.dtype, t.dtype), torch.float32)
+    s = p.shape[-1]
+    return p.to(dtype).reshape(-1, s), t.to(dtype).reshape(-1, s)  # (B * C, S)
 
 
 def _power(x: Tensor, window: Tensor, hop: int) -> Tensor:
@@ -190,9 +188,10 @@ def _check_common(sizes: Sequence[int], floor: float, log_weight: float, mag_wei
     if len(sizes) == 0 or any(int(n) != n or n < 4 for n in sizes):
         raise ValueError(f"{owner} expected a non-empty list of window sizes >= 4, got "
                          f"{tuple(sizes)}")
-    if not (math.isfinite(floor) and floor > 0):
-        raise ValueError(f"{owner} expected a finite floor > 0, got {floor}")
-    if not (log_weight >= 0 and mag_weight >= 0 and log_weight + mag_weight > 0):
+    check_positive("floor", floor, owner)
+    check_positive("log_weight", log_weight, owner, allow_zero=True)
+    check_positive("mag_weight", mag_weight, owner, allow_zero=True)
+    if log_weight + mag_weight <= 0:
         raise ValueError(f"{owner} expected log_weight, mag_weight >= 0 with a positive sum, "
                          f"got {log_weight} and {mag_weight}")
 
@@ -205,11 +204,85 @@ def _hops(sizes: Sequence[int], hop_sizes: Sequence[int] | None, owner: str) -> 
     return [int(h) for h in hop_sizes]
 
 
+def _stft_options(fft_sizes: Sequence[int], hop_sizes: Sequence[int] | None, floor: float,
+                  log_weight: float, mag_weight: float,
+                  owner: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Check the options of a multi-resolution STFT loss; return its sizes and hops."""
+    _check_common(fft_sizes, floor, log_weight, mag_weight, owner)
+    sizes = tuple(int(n) for n in fft_sizes)
+    return sizes, tuple(_hops(sizes, hop_sizes, owner))
+
+
+def _mel_options(window_lengths: Sequence[int], n_mels: Sequence[int], floor: float,
+                 log_weight: float, mag_weight: float,
+                 owner: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Check the options of a multi-scale mel loss; return its window lengths and bands."""
+    _check_common(window_lengths, floor, log_weight, mag_weight, owner)
+    if len(n_mels) != len(window_lengths):
+        raise ValueError(f"{owner} expected one n_mels per window length "
+                         f"({len(window_lengths)}), got {tuple(n_mels)}")
+    return tuple(int(w) for w in window_lengths), tuple(int(m) for m in n_mels)
+
+
+def _filterbank(n_fft: int, n_mels: int, sample_rate: float, f_min: float,
+                f_max: float | None, device: torch.device | str | None,
+                dtype: torch.dtype | None) -> Tensor:
+    return mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min=f_min, f_max=f_max,
+                          device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_window(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    with torch.inference_mode(False):  # a normal tensor, usable in later autograd graphs
+        return torch.hann_window(n, device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_filterbank(n_fft: int, n_mels: int, sample_rate: float, f_min: float,
+                       f_max: float | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    with torch.inference_mode(False):
+        return _filterbank(n_fft, n_mels, sample_rate, f_min, f_max, device, dtype)
+
+
+def _windows(sizes: Sequence[int], device: torch.device) -> list[Tensor]:
+    """Hann windows of the default dtype, as the modules' buffers hold them; cached per
+    (size, device, dtype) outside ``torch.compile`` graphs."""
+    dtype = torch.get_default_dtype()
+    if torch.compiler.is_compiling():
+        return [torch.hann_window(n, device=device, dtype=dtype) for n in sizes]
+    return [_cached_window(n, device, dtype) for n in sizes]
+
+
+def _filterbanks(sizes: Sequence[int], n_mels: Sequence[int], sample_rate: float,
+                 f_min: float, f_max: float | None, device: torch.device) -> list[Tensor]:
+    """:func:`mel_filterbank` per scale, of the default dtype; cached like :func:`_windows`."""
+    dtype = torch.get_default_dtype()
+    make = _filterbank if torch.compiler.is_compiling() else _cached_filterbank
+    return [make(n, m, sample_rate, f_min, f_max, device, dtype)
+            for n, m in zip(sizes, n_mels, strict=True)]
+
+
+class _Buffers(nn.Module):
+    """Tensors kept as non-persistent buffers ``"0"``, ``"1"``, ... and read back in order:
+    they follow ``.to()`` and stay out of the state_dict."""
+
+    def __init__(self, tensors: Iterable[Tensor]) -> None:
+        super().__init__()
+        for i, t in enumerate(tensors):
+            self.register_buffer(str(i), t, persistent=False)
+
+    def tensors(self) -> list[Tensor]:
+        return [b for b in self._buffers.values() if b is not None]
+
+
 class _MultiScaleSpectralLoss(nn.Module):
-    """Shared forward: subclasses set ``fft_sizes``, ``hop_sizes`` and register buffers."""
+    """Shared forward: subclasses set ``fft_sizes``, ``hop_sizes``, ``windows`` and
+    ``filterbanks`` (``None``: no mel projection)."""
 
     fft_sizes: tuple[int, ...]
     hop_sizes: tuple[int, ...]
+    windows: _Buffers
+    filterbanks: _Buffers | None
     floor: float
     log_weight: float
     mag_weight: float
@@ -222,11 +295,10 @@ class _MultiScaleSpectralLoss(nn.Module):
         """Compute the loss (a 0-d tensor)."""
         owner = type(self).__name__
         p, t = _flatten_audio(pred, target, max(self.fft_sizes) // 2 + 1, owner)
-        n = len(self.fft_sizes)
-        windows = [getattr(self, f"window_{i}") for i in range(n)]
-        fbs = [getattr(self, f"filterbank_{i}", None) for i in range(n)]
-        return _spectral_loss(p, t, windows, self.hop_sizes, fbs, self.floor, self.log_weight,
-                              self.mag_weight)
+        fbs = [None] * len(self.fft_sizes) if self.filterbanks is None else \
+            self.filterbanks.tensors()
+        return _spectral_loss(p, t, self.windows.tensors(), self.hop_sizes, fbs, self.floor,
+                              self.log_weight, self.mag_weight)
 
 
 class MultiResolutionSTFTLoss(_MultiScaleSpectralLoss):
@@ -252,9 +324,11 @@ class MultiResolutionSTFTLoss(_MultiScaleSpectralLoss):
         dtype: Factory argument for the window buffers.
 
     Raises:
-        ValueError: On invalid options, mismatched shapes, or inputs shorter than half the
-            largest window.
-        TypeError: If an input is not a floating-point tensor.
+        ValueError: On an FFT size below 4, a hop below 1, a ``floor`` that is not finite
+            and positive, negative weights or weights summing to 0; in ``forward``, on
+            mismatched shapes or fewer than ``max(fft_sizes) // 2 + 1`` samples.
+        TypeError: If an option is not a number; in ``forward``, if an input is not a
+            floating-point tensor.
 
     Shape:
         - ``pred``, ``target``: ``(B, C, S)`` or ``(B, S)``, ``S > max(fft_sizes) // 2``.
@@ -280,14 +354,13 @@ class MultiResolutionSTFTLoss(_MultiScaleSpectralLoss):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        owner = "MultiResolutionSTFTLoss"
-        _check_common(fft_sizes, floor, log_weight, mag_weight, owner)
-        self.fft_sizes = tuple(int(n) for n in fft_sizes)
-        self.hop_sizes = tuple(_hops(self.fft_sizes, hop_sizes, owner))
+        self.fft_sizes, self.hop_sizes = _stft_options(fft_sizes, hop_sizes, floor, log_weight,
+                                                       mag_weight, "MultiResolutionSTFTLoss")
         self.floor, self.log_weight, self.mag_weight = float(floor), log_weight, mag_weight
-        for i, n in enumerate(self.fft_sizes):  # derived, so not saved in the state_dict
-            self.register_buffer(f"window_{i}", torch.hann_window(n, device=device, dtype=dtype),
-                                 persistent=False)
+        # derived, so not saved in the state_dict
+        self.windows = _Buffers(torch.hann_window(n, device=device, dtype=dtype)
+                                for n in self.fft_sizes)
+        self.filterbanks = None
 
     @override
     def extra_repr(self) -> str:
@@ -320,9 +393,12 @@ class MultiScaleMelLoss(_MultiScaleSpectralLoss):
         dtype: Factory argument for the window and filterbank buffers.
 
     Raises:
-        ValueError: On invalid options, mismatched shapes, or inputs shorter than half the
-            largest window.
-        TypeError: If an input is not a floating-point tensor.
+        ValueError: On a window below 4 samples, ``n_mels`` not matching the windows, band
+            edges outside ``[0, sample_rate / 2]``, a ``floor`` that is not finite and
+            positive, or weights as in :class:`MultiResolutionSTFTLoss`; in ``forward``, on
+            mismatched shapes or fewer than ``max(window_lengths) // 2 + 1`` samples.
+        TypeError: If an option is not a number; in ``forward``, if an input is not a
+            floating-point tensor.
 
     Shape:
         - ``pred``, ``target``: ``(B, C, S)`` or ``(B, S)``, ``S > max(window_lengths) // 2``.
@@ -351,22 +427,19 @@ class MultiScaleMelLoss(_MultiScaleSpectralLoss):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        owner = "MultiScaleMelLoss"
-        _check_common(window_lengths, floor, log_weight, mag_weight, owner)
-        if len(n_mels) != len(window_lengths):
-            raise ValueError(f"{owner} expected one n_mels per window length "
-                             f"({len(window_lengths)}), got {tuple(n_mels)}")
+        self.window_lengths, self.n_mels = _mel_options(window_lengths, n_mels, floor,
+                                                        log_weight, mag_weight,
+                                                        "MultiScaleMelLoss")
+        self.fft_sizes = self.window_lengths
+        self.hop_sizes = tuple(_hops(self.window_lengths, None, "MultiScaleMelLoss"))
         self.sample_rate, self.f_min, self.f_max = float(sample_rate), f_min, f_max
-        self.window_lengths = self.fft_sizes = tuple(int(w) for w in window_lengths)
-        self.hop_sizes = tuple(max(1, w // 4) for w in self.window_lengths)
-        self.n_mels = tuple(int(m) for m in n_mels)
         self.floor, self.log_weight, self.mag_weight = float(floor), log_weight, mag_weight
-        for i, (w, m) in enumerate(zip(self.window_lengths, self.n_mels, strict=True)):
-            self.register_buffer(f"window_{i}", torch.hann_window(w, device=device, dtype=dtype),
-                                 persistent=False)
-            fb = mel_filterbank(w // 2 + 1, m, sample_rate, f_min=f_min, f_max=f_max,
-                                device=device, dtype=dtype)
-            self.register_buffer(f"filterbank_{i}", fb, persistent=False)
+        # derived, so not saved in the state_dict
+        self.windows = _Buffers(torch.hann_window(w, device=device, dtype=dtype)
+                                for w in self.window_lengths)
+        self.filterbanks = _Buffers(_filterbank(w, m, sample_rate, f_min, f_max, device, dtype)
+                                    for w, m in zip(self.window_lengths, self.n_mels,
+                                                    strict=True))
 
     @override
     def extra_repr(self) -> str:
@@ -385,7 +458,7 @@ def multi_resolution_stft_loss(
     log_weight: float = 1.0,
     mag_weight: float = 1.0,
 ) -> Tensor:
-    """Functional form of :class:`MultiResolutionSTFTLoss` (builds its windows per call).
+    """Functional form of :class:`MultiResolutionSTFTLoss` (windows cached per device).
 
     Args:
         pred: Predicted waveform, ``(B, C, S)`` or ``(B, S)``.
@@ -399,9 +472,11 @@ def multi_resolution_stft_loss(
     Returns:
         A 0-d tensor.
     """
-    m = MultiResolutionSTFTLoss(fft_sizes=fft_sizes, hop_sizes=hop_sizes, floor=floor,
-                                log_weight=log_weight, mag_weight=mag_weight, device=pred.device)
-    return m(pred, target)
+    owner = "multi_resolution_stft_loss"
+    sizes, hops = _stft_options(fft_sizes, hop_sizes, floor, log_weight, mag_weight, owner)
+    p, t = _flatten_audio(pred, target, max(sizes) // 2 + 1, owner)
+    return _spectral_loss(p, t, _windows(sizes, pred.device), hops, [None] * len(sizes),
+                          float(floor), log_weight, mag_weight)
 
 
 def multi_scale_mel_loss(
@@ -417,7 +492,7 @@ def multi_scale_mel_loss(
     log_weight: float = 1.0,
     mag_weight: float = 0.0,
 ) -> Tensor:
-    """Functional form of :class:`MultiScaleMelLoss` (builds windows and filterbanks per call).
+    """Functional form of :class:`MultiScaleMelLoss` (windows and filterbanks cached).
 
     Args:
         pred: Predicted waveform, ``(B, C, S)`` or ``(B, S)``.
@@ -434,7 +509,9 @@ def multi_scale_mel_loss(
     Returns:
         A 0-d tensor.
     """
-    m = MultiScaleMelLoss(sample_rate, window_lengths=window_lengths, n_mels=n_mels,
-                          f_min=f_min, f_max=f_max, floor=floor, log_weight=log_weight,
-                          mag_weight=mag_weight, device=pred.device)
-    return m(pred, target)
+    owner = "multi_scale_mel_loss"
+    sizes, bands = _mel_options(window_lengths, n_mels, floor, log_weight, mag_weight, owner)
+    p, t = _flatten_audio(pred, target, max(sizes) // 2 + 1, owner)
+    fbs = _filterbanks(sizes, bands, sample_rate, f_min, f_max, pred.device)
+    return _spectral_loss(p, t, _windows(sizes, pred.device), _hops(sizes, None, owner), fbs,
+                          float(floor), log_weight, mag_weight)
