@@ -13,8 +13,10 @@ pytest.importorskip("soxr")
 from examples.telugu_codec.data import (  # noqa: E402
     Clip,
     RandomCrops,
+    eval_subset,
     load_audio_dir,
     load_corpus,
+    load_heldout,
     loudness_normalize,
     normalization_gain,
     split_heldout,
@@ -29,6 +31,32 @@ def _sine(freq, rate, seconds, amplitude=0.5):
 
 def _clips(n, length=1000):
     return [Clip(f"c{i:03d}.wav", np.full(length, i, np.float32)) for i in range(n)]
+
+
+# --- held-out clips --------------------------------------------------------------------------
+
+def test_load_heldout_reads_heldout_or_splits_or_takes_the_whole_directory(tmp_path):
+    quiet = lambda m: None  # noqa: E731
+    corpus = tmp_path / "corpus"
+    for split, names in (("train", ("a", "b")), ("heldout", ("c",))):
+        (corpus / split).mkdir(parents=True)
+        for name in names:
+            sf.write(corpus / split / f"{name}.wav", _sine(300, 16000, 1.0), 16000)
+    assert [c.name for c in load_heldout(tmp_path, corpus, log=quiet)] == ["c.wav"]
+    assert [c.name for c in load_heldout(tmp_path, corpus, whole_dir=True, log=quiet)] == \
+        ["c.wav"]
+    flat = corpus / "train"  # no train/ and heldout/ inside: split by name hash, or all of it
+    split = load_heldout(tmp_path, flat, log=quiet)
+    assert [c.name for c in split] == [c.name for c in load_corpus(flat, log=quiet)[1]]
+    assert len(split) == 1
+    assert [c.name for c in load_heldout(tmp_path, flat, whole_dir=True, log=quiet)] == \
+        ["a.wav", "b.wav"]
+
+
+def test_eval_subset_keeps_the_order_and_at_least_one_clip():
+    clips = _clips(5, length=16000)
+    assert [c.name for c in eval_subset(clips, 2.5, 16000)] == ["c000.wav", "c001.wav"]
+    assert [c.name for c in eval_subset(clips, 0.1, 16000)] == ["c000.wav"]
 
 
 # --- load_audio_dir -------------------------------------------------------------------------

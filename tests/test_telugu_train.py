@@ -24,9 +24,10 @@ from examples.telugu_codec.checkpoint import (  # noqa: E402
     CorruptCheckpointError,
     find_resumable,
     load_checkpoint,
+    load_model,
 )
 from examples.telugu_codec.codec import pack_codes, unpack_codes  # noqa: E402
-from examples.telugu_codec.train import build_parser, load_model, train  # noqa: E402
+from examples.telugu_codec.train import build_parser, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--channels", "4", "--latent_dim", "8", "--num_quantizers", "2", "--codebook_size",
@@ -253,7 +254,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_code_files_are_checked_against_the_model_and_their_payload(data_dir, tmp_path):
     """Regression: codes of another model, flipped payload bytes, a bad bits field, more
     quantizers than the payload holds and trailing junk all decoded with rc 0."""
-    from examples.telugu_codec.checkpoint import load_model
     from examples.telugu_codec.codec import CodeFileError, decode_bytes, encode_wav
 
     train(_args(data_dir, tmp_path / "a", "--num_epochs", "1"))
@@ -431,7 +431,7 @@ def test_chunked_coding_is_exact_at_the_seams(arch):
 
 def test_shipped_weights_load_and_code_a_clip():
     """The CLI's default model: examples/telugu_codec/pretrained/ (fp16 weights + config)."""
-    from examples.telugu_codec.checkpoint import PRETRAINED_DIR, load_model
+    from examples.telugu_codec.checkpoint import PRETRAINED_DIR
     from examples.telugu_codec.codec import decode_bytes, encode_wav
 
     if not (PRETRAINED_DIR / "weights.pt").is_file():

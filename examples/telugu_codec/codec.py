@@ -225,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _main(argv: list[str] | None = None) -> int:
-    from .checkpoint import PRETRAINED_DIR, load_model
-    from .train import default_cache_dir
+def build_parser() -> argparse.ArgumentParser:
+    """The ``encode``, ``decode`` and ``evaluate`` commands and their flags."""
+    from .checkpoint import PRETRAINED_DIR
+    from .data import default_cache_dir
 
     p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.codec")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -249,7 +250,11 @@ def _main(argv: list[str] | None = None) -> int:
     ev.add_argument("--cache_dir", type=Path, default=default_cache_dir())
     ev.add_argument("--write_dir", type=Path, default=None, help="write reconstructions here")
     ev.add_argument("--json", type=Path, default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flag values that cannot work, before the model is loaded."""
     if args.n_quantizers is not None and args.n_quantizers < 1:
         p.error(f"--n_quantizers must be >= 1, got {args.n_quantizers}")
     if args.cmd != "evaluate" and args.input.resolve() == args.output.resolve():
@@ -259,6 +264,14 @@ def _main(argv: list[str] | None = None) -> int:
             p.error(f"--max_clips must be >= 1, got {args.max_clips}")
         if args.json is not None:  # fail now, not after the whole evaluation
             args.json.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    from .checkpoint import load_model
+
+    p = build_parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
     model = load_model(args.checkpoint)
     sr = model.cfg.sample_rate
     if args.n_quantizers is not None and args.n_quantizers > model.cfg.num_quantizers:
@@ -278,20 +291,17 @@ def _main(argv: list[str] | None = None) -> int:
         sf.write(args.output, y, sr)
         print(f"{args.input} -> {args.output} ({len(y) / sr:.2f} s)")
         return 0
+    return _evaluate(model, args)
 
-    from .data import load_audio_dir, load_corpus
-    results = {}
-    if args.data_dir is None:
-        from .corpus import build_default_corpus
-        _, heldout = load_corpus(build_default_corpus(args.cache_dir / "telugu_corpus"))
-    elif (args.data_dir / "heldout").is_dir():
-        _, heldout = load_corpus(args.data_dir)
-    else:
-        heldout = load_audio_dir(args.data_dir)
-    sets = {"heldout": heldout}
+
+def _evaluate(model: TeluguCodec, args: argparse.Namespace) -> int:
+    """The ``evaluate`` command: every held-out set through the code file, one line each."""
+    from .data import load_heldout, load_recorded_english
+
+    sets = {"heldout": load_heldout(args.cache_dir, args.data_dir, whole_dir=True)}
     if args.real_speech:
-        from .corpus import fetch_real_speech
-        sets["real_speech"] = load_audio_dir(fetch_real_speech(args.cache_dir / "real_speech"))
+        sets["real_speech"] = load_recorded_english(args.cache_dir)
+    results = {}
     for name, clips in sets.items():
         clips = clips[: args.max_clips] if args.max_clips is not None else clips
         wd = args.write_dir / name if args.write_dir else None

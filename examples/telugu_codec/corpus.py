@@ -297,6 +297,34 @@ def _summary(manifest: dict) -> str:
             f"{s['voices']['train']} train voices + {s['voices']['heldout']} held-out voices")
 
 
+def _corpus_manifest(made: list[dict], out_dir: Path, params: dict, minutes: float,
+                     start: float) -> dict:
+    """Keep the synthesized clips in their planned order until each split reaches its share
+    (deleting the rest from ``out_dir``) and describe them."""
+    files, used = [], {"train": 0.0, "heldout": 0.0}
+    for item in made:
+        share = HELDOUT_SHARE if item["split"] == "heldout" else 1 - HELDOUT_SHARE
+        if used[item["split"]] >= share * minutes * 60:
+            (out_dir / item["path"]).unlink()
+            continue
+        used[item["split"]] += item["duration"]
+        files.append({k: v for k, v in item.items() if k != "index"})
+    voices = {split: sorted({f["voice"] for f in files if f["split"] == split})
+              for split in ("train", "heldout")}
+    return {
+        "format": CORPUS_FORMAT, "params": params,
+        "heldout_rule": "held-out sentences (sha1 of the text % 10 == 0, see texts/) "
+                        "spoken by held-out voice settings that never occur in training",
+        "voices": voices,
+        "summary": {
+            "files": {s: sum(f["split"] == s for f in files) for s in used},
+            "minutes": {s: round(v / 60, 2) for s, v in used.items()},
+            "voices": {s: len(v) for s, v in voices.items()},
+            "peak_limited": sum(f["peak_limited"] for f in files),
+            "build_seconds": round(time.perf_counter() - start, 1)},
+        "files": files}
+
+
 def build_default_corpus(cache_dir: Path, *, minutes: float = 40.0, seed: int = 0,
                          log: Callable[[str], object] = print) -> Path:
     """Build (or reuse) the default synthetic Telugu corpus in ``cache_dir``.
@@ -341,28 +369,7 @@ def build_default_corpus(cache_dir: Path, *, minutes: float = 40.0, seed: int = 
         plan = _plan(engines, minutes, seed)
         log(f"synthesizing {len(plan)} clips with {' and '.join(engines)} into {cache_dir}")
         made = _synthesize(plan, tmp, log)
-        files, used = [], {"train": 0.0, "heldout": 0.0}
-        for item in made:  # keep the planned order until each split reaches its share
-            share = HELDOUT_SHARE if item["split"] == "heldout" else 1 - HELDOUT_SHARE
-            if used[item["split"]] >= share * minutes * 60:
-                (tmp / item["path"]).unlink()
-                continue
-            used[item["split"]] += item["duration"]
-            files.append({k: v for k, v in item.items() if k != "index"})
-        voices = {split: sorted({f["voice"] for f in files if f["split"] == split})
-                  for split in ("train", "heldout")}
-        manifest = {
-            "format": CORPUS_FORMAT, "params": params,
-            "heldout_rule": "held-out sentences (sha1 of the text % 10 == 0, see texts/) "
-                            "spoken by held-out voice settings that never occur in training",
-            "voices": voices,
-            "summary": {
-                "files": {s: sum(f["split"] == s for f in files) for s in used},
-                "minutes": {s: round(v / 60, 2) for s, v in used.items()},
-                "voices": {s: len(v) for s, v in voices.items()},
-                "peak_limited": sum(f["peak_limited"] for f in files),
-                "build_seconds": round(time.perf_counter() - start, 1)},
-            "files": files}
+        manifest = _corpus_manifest(made, tmp, params, minutes, start)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1),
                                            encoding="utf-8")
         _replace_dir(tmp, cache_dir, CORPUS_FORMAT)
@@ -417,56 +424,16 @@ def fetch_real_speech(cache_dir: Path, *, log: Callable[[str], object] = print,
             f"{manifest['minutes']:.1f} min")
         return cache_dir
     try:
-        import G722  # the PyPI package "g722"
+        import G722  # noqa: F401 - the PyPI package "g722"
     except ImportError as err:
         raise ImportError("decoding G.722 needs the g722 package: pip install g722") from err
-    import soundfile as sf
 
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.building-", dir=cache_dir.parent))
     try:
         with tempfile.TemporaryDirectory(prefix="real-speech-") as work:
-            if deb is None:
-                try:
-                    result = subprocess.run(["apt-get", "download", package],
-                                            cwd=work, capture_output=True, text=True,
-                                            timeout=300)
-                    error = result.stderr.strip()[-400:] if result.returncode else ""
-                except (OSError, subprocess.TimeoutExpired) as err:
-                    error = str(err)
-                debs = sorted(Path(work).glob(f"{package}_*.deb"))
-                if error or not debs:
-                    raise RuntimeError(
-                        f"`apt-get download {package}` failed: {error or 'no .deb'}."
-                        " On Debian/Ubuntu run `apt-get update` (as root) and retry; elsewhere"
-                        " download the .deb from https://packages.debian.org/"
-                        f"{package} and pass deb=PATH, or evaluate on any"
-                        " directory of WAV/FLAC speech instead.")
-                deb = debs[-1]
-            unpacked = Path(work) / "unpacked"
-            result = subprocess.run(["dpkg", "-x", str(deb), str(unpacked)],
-                                    capture_output=True, text=True)
-            if result.returncode:
-                raise RuntimeError(f"dpkg -x {deb} failed: {result.stderr.strip()[-400:]}"
-                                   " (dpkg is needed to unpack it)")
-            sources = sorted(unpacked.rglob("*.g722"))
-            if not sources:
-                raise RuntimeError(f"{deb} holds no .g722 files")
-            root = Path(os.path.commonpath([p.parent for p in sources]))
-            files, short = [], 0
-            for source in sources:
-                rel = source.relative_to(root).with_suffix(".wav")
-                audio = np.frombuffer(G722.G722(SAMPLE_RATE, 64000).decode(
-                    source.read_bytes()), dtype=np.int16)
-                rms = np.sqrt(np.mean((audio / 32768.0) ** 2)) if audio.size else 0.0
-                if (audio.size < 0.5 * SAMPLE_RATE or rms < 10 ** (-50 / 20)
-                        or rel.parts[0] == "silence"):
-                    short += 1
-                    continue
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(str(tmp / rel), audio, SAMPLE_RATE, subtype="PCM_16")
-                files.append({"path": rel.as_posix(),
-                              "duration": round(audio.size / SAMPLE_RATE, 3)})
+            deb = deb if deb is not None else _download_deb(package, Path(work))
+            files, short = _decode_prompts(_unpack_g722(deb, Path(work) / "unpacked"), tmp)
         manifest = {"format": REAL_SPEECH_FORMAT, "version": REAL_SPEECH_VERSION,
                     "package": deb.name,
                     "license": "CC-BY-SA-3.0 (Asterisk core sound prompts, Digium)",
@@ -481,6 +448,61 @@ def fetch_real_speech(cache_dir: Path, *, log: Callable[[str], object] = print,
     log(f"real speech in {cache_dir}: {len(files)} files, {manifest['minutes']:.1f} min "
         f"({short} silent or short clips left out)")
     return cache_dir
+
+
+def _download_deb(package: str, work: Path) -> Path:
+    """``apt-get download package`` into ``work``; the ``.deb`` it wrote."""
+    try:
+        result = subprocess.run(["apt-get", "download", package], cwd=work,
+                                capture_output=True, text=True, timeout=300)
+        error = result.stderr.strip()[-400:] if result.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as err:
+        error = str(err)
+    debs = sorted(work.glob(f"{package}_*.deb"))
+    if error or not debs:
+        raise RuntimeError(
+            f"`apt-get download {package}` failed: {error or 'no .deb'}."
+            " On Debian/Ubuntu run `apt-get update` (as root) and retry; elsewhere"
+            f" download the .deb from https://packages.debian.org/{package} and pass"
+            " deb=PATH, or evaluate on any directory of WAV/FLAC speech instead.")
+    return debs[-1]
+
+
+def _unpack_g722(deb: Path, unpacked: Path) -> list[Path]:
+    """``dpkg -x deb unpacked``; the ``.g722`` files it holds, sorted."""
+    result = subprocess.run(["dpkg", "-x", str(deb), str(unpacked)],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"dpkg -x {deb} failed: {result.stderr.strip()[-400:]}"
+                           " (dpkg is needed to unpack it)")
+    sources = sorted(unpacked.rglob("*.g722"))
+    if not sources:
+        raise RuntimeError(f"{deb} holds no .g722 files")
+    return sources
+
+
+def _decode_prompts(sources: list[Path], out_dir: Path) -> tuple[list[dict], int]:
+    """Decode G.722 prompts to 16 kHz WAV under ``out_dir`` (paths relative to their common
+    folder), leaving out ``silence/``, near-silent and short ones; returns the manifest's
+    file entries and how many were left out."""
+    import G722
+    import soundfile as sf
+
+    root = Path(os.path.commonpath([p.parent for p in sources]))
+    files, short = [], 0
+    for source in sources:
+        rel = source.relative_to(root).with_suffix(".wav")
+        audio = np.frombuffer(G722.G722(SAMPLE_RATE, 64000).decode(source.read_bytes()),
+                              dtype=np.int16)
+        rms = np.sqrt(np.mean((audio / 32768.0) ** 2)) if audio.size else 0.0
+        if (audio.size < 0.5 * SAMPLE_RATE or rms < 10 ** (-50 / 20)
+                or rel.parts[0] == "silence"):
+            short += 1
+            continue
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(out_dir / rel), audio, SAMPLE_RATE, subtype="PCM_16")
+        files.append({"path": rel.as_posix(), "duration": round(audio.size / SAMPLE_RATE, 3)})
+    return files, short
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,12 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "Clip",
     "RandomCrops",
+    "default_cache_dir",
+    "eval_subset",
     "load_audio_dir",
     "load_corpus",
+    "load_heldout",
+    "load_recorded_english",
     "loudness_normalize",
     "normalization_gain",
     "split_heldout",
@@ -166,18 +171,22 @@ def load_audio_dir(path: str | Path, *, sample_rate: int = 16000, min_seconds: f
             continue
         clips.append(Clip(name, audio))
     if not clips:
-        if files:
-            raise ValueError(f"no usable audio in {root}: all {len(files)} audio files were "
-                             "skipped (see the messages above)")
-        others = Counter(p.suffix.lower() or "(no extension)"
-                         for p in root.rglob("*") if p.is_file())
-        found = ", ".join(f"{n} {ext}" for ext, n in others.most_common(5)) or "nothing"
-        raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}; "
-                         f"found {found}")
+        raise _no_audio_error(root, files)
     minutes = sum(c.audio.size for c in clips) / sample_rate / 60
     log(f"loaded {len(clips)} clips ({minutes:.1f} min) from {root}"
         + (f", skipped {skipped}" if skipped else ""))
     return clips
+
+
+def _no_audio_error(root: Path, files: list[Path]) -> ValueError:
+    """The error for a directory that gave no clip: what it holds instead."""
+    if files:
+        return ValueError(f"no usable audio in {root}: all {len(files)} audio files were "
+                          "skipped (see the messages above)")
+    others = Counter(p.suffix.lower() or "(no extension)" for p in root.rglob("*") if p.is_file())
+    found = ", ".join(f"{n} {ext}" for ext, n in others.most_common(5)) or "nothing"
+    return ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}; "
+                      f"found {found}")
 
 
 def _rank(name: str, seed: int) -> int:
@@ -254,6 +263,62 @@ def load_corpus(data_dir: str | Path, *, sample_rate: int = 16000, min_seconds: 
     log(f"no train/ and heldout/ subdirectories in {root}: held out {len(heldout)} of "
         f"{len(clips)} clips by name hash (seed {seed})")
     return train, heldout
+
+
+def default_cache_dir() -> Path:
+    """Where the corpus and the recorded speech are cached: ``$XDG_CACHE_HOME/rvq_blocks``
+    (``~/.cache/rvq_blocks`` when unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "rvq_blocks"
+
+
+def load_heldout(cache_dir: str | Path, data_dir: str | Path | None = None, *,
+                 whole_dir: bool = False,
+                 log: Callable[[str], object] = print) -> list[Clip]:
+    """The held-out clips every evaluation of the example uses.
+
+    Args:
+        cache_dir: Cache directory; with no ``data_dir``, the default synthetic corpus is
+            built there (``telugu_corpus/``, reused when it exists) and its ``heldout/``
+            clips are returned: Telugu sentences and voices never used in training.
+        data_dir: Another corpus: its ``heldout/`` subdirectory when it has ``train/`` and
+            ``heldout/``, otherwise as ``whole_dir`` says.
+        whole_dir: For a ``data_dir`` without those subdirectories: ``True`` holds out all of
+            its audio, ``False`` the part :func:`load_corpus` splits off by name hash.
+        log: Receives progress and skipped-file lines.
+
+    Returns:
+        The held-out clips, in the order of their files.
+    """
+    if data_dir is None:
+        from .corpus import build_default_corpus
+
+        data_dir = build_default_corpus(Path(cache_dir) / "telugu_corpus", log=log)
+    root = Path(data_dir)
+    if whole_dir and not (root / "heldout").is_dir():
+        return load_audio_dir(root, log=log)
+    return load_corpus(root, log=log)[1]
+
+
+def load_recorded_english(cache_dir: str | Path, *,
+                          log: Callable[[str], object] = print) -> list[Clip]:
+    """The recorded English studio prompts (never trained on), fetched into
+    ``cache_dir/real_speech`` once and reused."""
+    from .corpus import fetch_real_speech
+
+    return load_audio_dir(fetch_real_speech(Path(cache_dir) / "real_speech", log=log), log=log)
+
+
+def eval_subset(clips: Sequence[Clip], seconds: float, sr: int) -> list[Clip]:
+    """The first clips, in the given order, totalling at most ``seconds`` (at least one)."""
+    out, total = [], 0.0
+    for c in clips:
+        d = len(c.audio) / sr
+        if out and total + d > seconds:
+            break
+        out.append(c)
+        total += d
+    return out
 
 
 class RandomCrops(torch.utils.data.Dataset):

@@ -99,14 +99,11 @@ def _spectrogram(rows: list[tuple[str, np.ndarray]], path: Path, title: str) -> 
 
 
 def _clips(args: argparse.Namespace) -> list[tuple[str, str, np.ndarray]]:
-    from .corpus import build_default_corpus, fetch_real_speech
-    from .data import load_audio_dir, load_corpus
+    from .data import load_heldout, load_recorded_english
 
     quiet = lambda *a, **k: None  # noqa: E731
-    _, heldout = load_corpus(build_default_corpus(args.cache_dir / "telugu_corpus", log=quiet),
-                             log=quiet)
-    english = load_audio_dir(fetch_real_speech(args.cache_dir / "real_speech", log=quiet),
-                             log=quiet)
+    heldout = load_heldout(args.cache_dir, log=quiet)
+    english = load_recorded_english(args.cache_dir, log=quiet)
     n = int(args.seconds * SR)
     out = []
     for label, clips in (("Telugu (held out)", heldout), ("recorded English (held out)",
@@ -180,7 +177,7 @@ def build(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import PRETRAINED_DIR
-    from .train import default_cache_dir
+    from .data import default_cache_dir
 
     p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.listening_page",
                                 description=__doc__.split("\n\n")[0])

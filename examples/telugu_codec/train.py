@@ -24,6 +24,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,7 +37,8 @@ import torch.nn.functional as F
 
 from rvq_blocks import ComplexSTFTLoss, LossBalancer, MultiScaleMelLoss, rms_scale_loss
 
-from .checkpoint import CorruptCheckpointError, find_resumable, load_model, save_checkpoint
+from .checkpoint import CorruptCheckpointError, find_resumable, save_checkpoint
+from .data import Clip, RandomCrops, default_cache_dir, eval_subset
 from .metrics import all_metrics, mean_metrics
 from .model import ARCHS, HEADS, CodecConfig, TeluguCodec, pad_to_hop
 
@@ -51,16 +54,20 @@ FRAME_WEIGHTS = {"cstft": 2.0, "mel": 1.0, "time": 2.0, "rms": 0.1}
 ORIGINAL_WEIGHTS = {"mel": 0.1, "time": 2.0, "rms": 1.0}
 
 
-def default_cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "rvq_blocks"
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The training command line: the original script's flags, then run and codec flags."""
     p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.train",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = p.add_argument_group("the original script's flags")
+    _original_flags(p.add_argument_group("the original script's flags"))
+    _run_flags(p.add_argument_group("run"))
+    g = p.add_argument_group("codec")
+    _codec_flags(g)
+    _optimisation_flags(g)
+    return p
+
+
+def _original_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--data_dir", type=Path, default=None,
                    help="WAV/FLAC files (recursive; train/ and heldout/ subdirs are used if "
                         "present); default: the synthesised Telugu corpus")
@@ -69,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_epochs", type=int, default=8)
     g.add_argument("--learning_rate", type=float, default=1e-3)
     g.add_argument("--experiment_name", default="telugu_codec")
-    g = p.add_argument_group("run")
+
+
+def _run_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--resume", action="store_true",
                    help="continue from the newest intact checkpoint of this experiment")
     g.add_argument("--overwrite", action="store_true",
@@ -94,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g.add_argument("--no_plots", action="store_true")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
-    g = p.add_argument_group("codec")
+
+
+def _codec_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--num_quantizers", type=int, default=12)
     g.add_argument("--codebook_size", type=int, default=1024)
     g.add_argument("--codebook_dim", type=int, default=None)
@@ -115,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--kmeans_batches", type=int, default=8,
                    help="k-means initialisation of the codebooks from this many batches of "
                         "latents (at the first quantized step)")
+
+
+def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--balancer", choices=("grad", "static", "original"), default="grad",
                    help="grad: gradient balancer; static: the same weights as a plain sum; "
                         "original: the failed run's 2*recon + 0.1*percept weights")
@@ -129,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup_fraction", type=float, default=0.05)
     g.add_argument("--ema_decay", type=float, default=0.999,
                    help="EMA of the weights, used for evaluation and saved; 0 disables")
-    return p
 
 
 # ----------------------------------------------------------------------------- setup
@@ -224,18 +237,6 @@ def load_training_speech(cache_dir: Path, log) -> list:
             continue
         clips += [type(c)(f"{lang}/{c.name}", c.audio) for c in loaded]
     return clips
-
-
-def eval_subset(clips: list, seconds: float, sr: int) -> list:
-    """The first held-out clips, in a fixed order, totalling at most ``seconds``."""
-    out, total = [], 0.0
-    for c in clips:
-        d = len(c.audio) / sr
-        if out and total + d > seconds:
-            break
-        out.append(c)
-        total += d
-    return out
 
 
 def loss_weights(args) -> dict[str, float]:
@@ -377,6 +378,200 @@ def fmt_epoch(r: dict) -> str:
             f"{r['epoch_seconds']:.0f} s")
 
 
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """One training run: what :func:`set_up` builds, :func:`resume` restores and every step
+    advances."""
+
+    args: argparse.Namespace
+    env: Dist
+    log: Callable[..., object]
+    run_dir: Path
+    lock: Any  # the open lock file (main process only): the lock lives as long as the run
+    source: str
+    cfg: CodecConfig
+    segment: int
+    train_clips: list[Clip]
+    heldout: list[Clip]
+    evals: list[Clip]
+    crops: RandomCrops
+    model: TeluguCodec
+    ema: TeluguCodec | None
+    opt: torch.optim.Optimizer
+    balancer: LossBalancer
+    terms: dict[str, Callable[..., torch.Tensor]]
+    runlog: RunLog
+    ddp: torch.nn.Module | None = None
+    start_epoch: int = 0
+    global_step: int = 0
+    resumed_minutes: float = 0.0
+    t_start: float = 0.0
+
+
+@dataclass
+class EpochStats:
+    """Running sums of one epoch's training steps."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    out_min: float = math.inf
+    out_max: float = -math.inf
+    dc_sum: float = 0.0
+    sat_sum: float = 0.0
+    n_batches: int = 0
+
+    def add(self, stats: dict[str, Any], y: torch.Tensor) -> None:
+        """Add one step's losses and its (detached) output."""
+        for k, v in stats.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.out_min, self.out_max = min(self.out_min, float(y.min())), max(self.out_max,
+                                                                            float(y.max()))
+        self.dc_sum += float(y.mean())
+        self.sat_sum += float((y.abs() > 0.99).float().mean())
+        self.n_batches += 1
+
+    def means(self) -> dict[str, float]:
+        """Mean losses, then the output's range, DC offset and saturated share."""
+        n = self.n_batches
+        return {**{k: v / n for k, v in self.sums.items()},
+                "output_min": self.out_min, "output_max": self.out_max,
+                "dc_offset": self.dc_sum / n, "saturation": self.sat_sum / n}
+
+
+def check_args(args: argparse.Namespace, env: Dist) -> None:
+    """Apply ``--threads`` and refuse flag values the run cannot use."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()  # recorded in the checkpoint as the run used it
+    if args.batch_size % env.world:
+        raise SystemExit(f"--batch_size {args.batch_size} must be divisible by the number of "
+                         f"processes {env.world}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit(f"error: --max_steps must be >= 1, got {args.max_steps}")
+    for name in ("batch_size", "num_epochs", "steps_per_epoch"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+
+
+def open_run_dir(args: argparse.Namespace, env: Dist) -> tuple[Path, Any]:
+    """The experiment's directory and its lock; ``SystemExit`` when it holds a run and
+    neither ``--resume`` nor ``--overwrite`` was given."""
+    run_dir = args.checkpoint_dir / args.experiment_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(run_dir) if env.main else None
+    if env.main and not args.resume and not args.overwrite:
+        previous = [n for n in ("last.pt", "prev.pt", "metrics.jsonl") if (run_dir / n).exists()]
+        if previous:
+            raise SystemExit(f"error: {run_dir} already holds a run ({', '.join(previous)}); "
+                             "pass --resume to continue it, --overwrite to start it over, or "
+                             "another --experiment_name")
+    return run_dir, lock
+
+
+def codec_config(args: argparse.Namespace) -> tuple[CodecConfig, int]:
+    """The codec's configuration and the training crop length in samples."""
+    cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
+                      num_quantizers=args.num_quantizers, codebook_size=args.codebook_size,
+                      codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
+                      head=args.head, center_latents=args.center_latents, arch=args.arch,
+                      enc_width=args.enc_width, enc_blocks=args.enc_blocks,
+                      dec_width=args.dec_width, dec_blocks=args.dec_blocks)
+    segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
+    if segment < cfg.hop_length * 4:
+        raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
+                         f"(at least {4 * cfg.hop_length / cfg.sample_rate:.2f} s)")
+    return cfg, segment
+
+
+def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> Run:
+    """Lock the run directory, seed, load the data and build the model, its EMA copy, the
+    optimizer, the balancer and the losses (fresh: :func:`resume` restores a checkpoint)."""
+    run_dir, lock = open_run_dir(args, env)
+    seed_everything(args.seed)
+    train_clips, heldout, source = load_data(args, log)
+    cfg, segment = codec_config(args)
+    model = TeluguCodec(cfg).to(env.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
+                            weight_decay=0.0)
+    balancer = make_balancer(args.balancer, loss_weights(args)).to(env.device)
+    mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
+    terms = {"cstft": ComplexSTFTLoss().to(env.device), "mel": mel_loss, "time": F.mse_loss,
+             "rms": rms_scale_loss}
+    return Run(args=args, env=env, log=log, run_dir=run_dir, lock=lock, source=source, cfg=cfg,
+               segment=segment, train_clips=train_clips, heldout=heldout,
+               evals=eval_subset(heldout, args.eval_seconds, cfg.sample_rate),
+               crops=RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size,
+                                 args.seed, gain_db=args.gain_db),
+               model=model, ema=copy.deepcopy(model) if args.ema_decay > 0 else None, opt=opt,
+               balancer=balancer, terms=terms, runlog=RunLog(run_dir, args.resume))
+
+
+def resume(run: Run) -> None:
+    """With ``--resume``: restore the newest intact checkpoint (if any) and drop the log
+    records of the epochs that will run again."""
+    if not run.args.resume:
+        return
+    try:
+        found = find_resumable(run.run_dir, log=run.log)
+    except CorruptCheckpointError as e:
+        raise SystemExit(f"error: --resume: {e}") from None
+    if found is None:
+        run.log(f"--resume: no checkpoint in {run.run_dir}; starting from scratch")
+    else:
+        restore(run, *found)
+    if run.env.main:
+        # Records past the checkpoint resumed from (or all of them, when none survived)
+        # belong to epochs that will run again.
+        run.runlog.truncate(run.start_epoch)
+
+
+def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
+    """Load a checkpoint's weights, optimizer, balancer, position and random states."""
+    if state.get("format") != CKPT_FORMAT:
+        raise SystemExit(f"{path}: unknown checkpoint format {state.get('format')!r}")
+    if CodecConfig.from_dict(state["config"]) != run.cfg:
+        raise SystemExit(f"{path} was trained with {state['config']}; the flags give "
+                         f"{run.cfg.to_dict()}: pass the same codec flags to resume")
+    run.model.load_state_dict(state["model"])
+    if run.ema is not None:
+        run.ema.load_state_dict(state.get("ema", state["model"]))
+    run.opt.load_state_dict(state["optimizer"])
+    run.resumed_minutes = state.get("metrics", {}).get("wall_seconds", 0.0) / 60
+    run.balancer.load_state_dict(state["balancer"])
+    run.start_epoch, run.global_step = state["epoch"], state["global_step"]
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    run.log(f"resumed from {path} (epoch {run.start_epoch}, step {run.global_step})")
+
+
+def distribute(run: Run) -> None:
+    """Wrap the model in ``DistributedDataParallel`` under ``torchrun`` (itself otherwise)."""
+    run.ddp = run.model
+    if run.env.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        run.ddp = DistributedDataParallel(
+            run.model, device_ids=None if run.env.device.type == "cpu"
+            else [run.env.device.index], broadcast_buffers=False,
+            find_unused_parameters=run.args.vq_warmup_steps > 0)
+
+
+def log_start(run: Run) -> None:
+    """One line on the data, one on the codec and where it trains."""
+    cfg, sr = run.cfg, run.cfg.sample_rate
+    run.log(f"data: {run.source}: {len(run.train_clips)} training clips "
+            f"({sum(len(c.audio) for c in run.train_clips) / sr / 60:.1f} min), "
+            f"{len(run.heldout)} held-out ({sum(len(c.audio) for c in run.heldout) / sr / 60:.1f}"
+            f" min; {len(run.evals)} evaluated per epoch)")
+    run.log(f"codec: {sum(p.numel() for p in run.model.parameters()) / 1e6:.2f} M parameters, "
+            f"{cfg.num_quantizers} x {cfg.codebook_size} codes at {cfg.frame_rate:g} Hz = "
+            f"{run.model.bitrate / 1000:.2f} kbps; head {cfg.head}; balancer "
+            f"{run.args.balancer}; {run.env.world} process(es) on {run.env.device}; run dir "
+            f"{run.run_dir}")
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -387,8 +582,6 @@ def init_codebooks(model: TeluguCodec, clips: list, segment: int, args, env: Dis
     latent frames for 1024 codes, so every frame becomes its own code, the residuals of
     stages 2-12 are zero and those codebooks start collapsed.
     """
-    from .data import RandomCrops
-
     n = args.kmeans_batches * args.batch_size
     crops = RandomCrops(clips, segment, n, args.seed + 1)
     crops.set_epoch(0)
@@ -405,208 +598,135 @@ def crop_indices(step: int, batch: int, rank: int, world: int) -> list[int]:
     return list(range(start, start + per))
 
 
-def train(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    env = Dist(args.device)
-    log = print if env.main else (lambda *a, **k: None)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()  # recorded in the checkpoint as the run used it
-    if args.batch_size % env.world:
-        raise SystemExit(f"--batch_size {args.batch_size} must be divisible by the number of "
-                         f"processes {env.world}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise SystemExit(f"error: --max_steps must be >= 1, got {args.max_steps}")
-    for name in ("batch_size", "num_epochs", "steps_per_epoch"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
-
-    from .data import RandomCrops
-
-    run_dir = args.checkpoint_dir / args.experiment_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_run_dir(run_dir) if env.main else None  # noqa: F841 - held until exit
-    if env.main and not args.resume and not args.overwrite:
-        previous = [n for n in ("last.pt", "prev.pt", "metrics.jsonl") if (run_dir / n).exists()]
-        if previous:
-            raise SystemExit(f"error: {run_dir} already holds a run ({', '.join(previous)}); "
-                             "pass --resume to continue it, --overwrite to start it over, or "
-                             "another --experiment_name")
-    seed_everything(args.seed)
-    train_clips, heldout, source = load_data(args, log)
-    cfg = CodecConfig(channels=args.channels, latent_dim=args.latent_dim,
-                      num_quantizers=args.num_quantizers, codebook_size=args.codebook_size,
-                      codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
-                      head=args.head, center_latents=args.center_latents, arch=args.arch,
-                      enc_width=args.enc_width, enc_blocks=args.enc_blocks,
-                      dec_width=args.dec_width, dec_blocks=args.dec_blocks)
-    segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
-    if segment < cfg.hop_length * 4:
-        raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
-                         f"(at least {4 * cfg.hop_length / cfg.sample_rate:.2f} s)")
-    model = TeluguCodec(cfg).to(env.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
-                            weight_decay=0.0)
-    weights = loss_weights(args)
-    balancer = make_balancer(args.balancer, weights).to(env.device)
-    mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
-    cstft_loss = ComplexSTFTLoss().to(env.device)
-    ema = copy.deepcopy(model) if args.ema_decay > 0 else None
-    resumed_minutes = 0.0
-    crops = RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size, args.seed,
-                        gain_db=args.gain_db)
-    evals = eval_subset(heldout, args.eval_seconds, cfg.sample_rate)
-
-    start_epoch, global_step = 0, 0
-    runlog = RunLog(run_dir, args.resume)
-    if args.resume:
-        try:
-            found = find_resumable(run_dir, log=log)
-        except CorruptCheckpointError as e:
-            raise SystemExit(f"error: --resume: {e}") from None
-        if found is None:
-            log(f"--resume: no checkpoint in {run_dir}; starting from scratch")
-        else:
-            path, state = found
-            if state.get("format") != CKPT_FORMAT:
-                raise SystemExit(f"{path}: unknown checkpoint format {state.get('format')!r}")
-            if CodecConfig.from_dict(state["config"]) != cfg:
-                raise SystemExit(f"{path} was trained with {state['config']}; the flags give "
-                                 f"{cfg.to_dict()}: pass the same codec flags to resume")
-            model.load_state_dict(state["model"])
-            if ema is not None:
-                ema.load_state_dict(state.get("ema", state["model"]))
-            opt.load_state_dict(state["optimizer"])
-            resumed_minutes = state.get("metrics", {}).get("wall_seconds", 0.0) / 60
-            balancer.load_state_dict(state["balancer"])
-            start_epoch, global_step = state["epoch"], state["global_step"]
-            torch.set_rng_state(state["rng"]["torch"])
-            np.random.set_state(state["rng"]["numpy"])
-            random.setstate(state["rng"]["python"])
-            log(f"resumed from {path} (epoch {start_epoch}, step {global_step})")
-        if env.main:
-            # Records past the checkpoint resumed from (or all of them, when none survived)
-            # belong to epochs that will run again.
-            runlog.truncate(start_epoch)
-
-    ddp = model
-    if env.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        ddp = DistributedDataParallel(model, device_ids=None if env.device.type == "cpu"
-                                      else [env.device.index], broadcast_buffers=False,
-                                      find_unused_parameters=args.vq_warmup_steps > 0)
+def _progress(run: Run, epoch: int) -> Iterable[int]:
+    """The epoch's step indices, behind a progress bar when tqdm is installed."""
+    steps = range(run.args.steps_per_epoch)
     try:
         from tqdm import tqdm
     except ImportError:  # progress bars are optional
-        tqdm = None
+        return steps
+    return tqdm(steps, desc=f"epoch {epoch}", leave=False, mininterval=2.0,
+                disable=run.args.quiet or not run.env.main)
 
-    log(f"data: {source}: {len(train_clips)} training clips "
-        f"({sum(len(c.audio) for c in train_clips) / cfg.sample_rate / 60:.1f} min), "
-        f"{len(heldout)} held-out ({sum(len(c.audio) for c in heldout) / cfg.sample_rate / 60:.1f}"
-        f" min; {len(evals)} evaluated per epoch)")
-    log(f"codec: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-        f"{cfg.num_quantizers} x {cfg.codebook_size} codes at {cfg.frame_rate:g} Hz = "
-        f"{model.bitrate / 1000:.2f} kbps; head {cfg.head}; balancer {args.balancer}; "
-        f"{env.world} process(es) on {env.device}; run dir {run_dir}")
 
-    t_start = time.monotonic()
-    stop = False
-    summary: dict[str, Any] = {}
-    for epoch in range(start_epoch + 1, args.num_epochs + 1):
-        crops.set_epoch(epoch)
-        model.train()
-        t0 = time.monotonic()
-        sums: dict[str, float] = {}
-        out_min, out_max, dc_sum, sat_sum, n_batches = math.inf, -math.inf, 0.0, 0.0, 0
-        steps = range(args.steps_per_epoch)
-        bar = (tqdm(steps, desc=f"epoch {epoch}", leave=False, mininterval=2.0,
-                    disable=args.quiet or not env.main) if tqdm else steps)
-        for step in bar:
-            idx = crop_indices(step, args.batch_size, env.rank, env.world)
-            x = torch.stack([crops[i] for i in idx]).to(env.device)  # (b, 1, S)
-            warmup = global_step < args.vq_warmup_steps
-            if not warmup and not bool(model.quantizer.initialized):
-                init_codebooks(model, train_clips, segment, args, env)
-            for group in opt.param_groups:
-                group["lr"] = args.learning_rate * lr_factor(
-                    args, global_step, resumed_minutes + (time.monotonic() - t_start) / 60)
-            y, vq = ddp(x, bypass=warmup)
-            terms = {"cstft": cstft_loss, "mel": mel_loss, "time": F.mse_loss,
-                     "rms": rms_scale_loss}
-            losses = {k: terms[k](y, x) for k in balancer.names}
-            opt.zero_grad(set_to_none=True)
-            total = balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
-            if vq is None:  # warm-up: report zero VQ losses
-                zero = y.new_zeros(())
-                vq = SimpleNamespace(loss=zero, commitment_loss=zero, codebook_loss=zero)
-            if args.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            opt.step()
-            if ema is not None:
-                update_ema(ema, model, args.ema_decay, global_step)
-            global_step += 1
-            yd = y.detach()
-            stats = {"loss": total, **{f"loss/{k}": v.detach() for k, v in losses.items()},
-                     "vq_loss": vq.loss.detach(),
-                     "commitment_loss": vq.commitment_loss.detach().mean(),
-                     "codebook_loss": vq.codebook_loss.detach().mean(),
-                     "train_snr": 10 * torch.log10(x.square().sum() / (x - yd).square().sum()
-                                                   .clamp_min(1e-12))}
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            out_min, out_max = min(out_min, float(yd.min())), max(out_max, float(yd.max()))
-            dc_sum += float(yd.mean())
-            sat_sum += float((yd.abs() > 0.99).float().mean())
-            n_batches += 1
-            if not all(math.isfinite(float(v)) for v in stats.values()):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch} step {global_step}: "
-                                         f"{ {k: float(v) for k, v in stats.items()} }")
-            if tqdm and hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{float(total):.3f}", refresh=False)
-            if args.max_steps is not None and global_step >= args.max_steps:
-                stop = True
-                break
-        if hasattr(bar, "close"):
-            bar.close()
-        row: dict[str, Any] = {"epoch": epoch, "step": global_step,
-                               **{k: v / n_batches for k, v in sums.items()},
-                               "output_min": out_min, "output_max": out_max,
-                               "dc_offset": dc_sum / n_batches,
-                               "saturation": sat_sum / n_batches,
-                               "output_scale": float(unwrap(ddp).head.scale.mean()),
-                               "bitrate_kbps": model.bitrate / 1000,
-                               "lr": opt.param_groups[0]["lr"]}
-        row.update({f"share/{k}": balancer.metrics.get(f"{k}/share", float("nan"))
-                    for k in balancer.names})
-        heldout_metrics: dict[str, Any] = {}
-        if env.main:
-            heldout_metrics, recons = evaluate(ema if ema is not None else model, evals,
-                                               env.device)
-            row.update(heldout_metrics)
-        row["epoch_seconds"] = time.monotonic() - t0
-        row["wall_seconds"] = time.monotonic() - t_start
-        if env.main:
-            runlog.add(row)
-            log(fmt_epoch(row))
-            save_checkpoint(run_dir, {
-                "format": CKPT_FORMAT, "config": cfg.to_dict(), "args": _jsonable(vars(args)),
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                **({"ema": ema.state_dict()} if ema is not None else {}),
-                "balancer": balancer.state_dict(), "epoch": epoch, "global_step": global_step,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                        "python": random.getstate()},
-                "metrics": row})
-            if not args.no_plots:
-                _plots(run_dir, runlog.rows, evals, recons, cfg.sample_rate, log)
-        env.barrier()
-        summary = row
-        if args.max_minutes is not None and (time.monotonic() - t_start) / 60 >= args.max_minutes:
+def train_step(run: Run, step: int) -> tuple[dict[str, Any], torch.Tensor]:
+    """One optimizer step on global batch ``step`` of the epoch; returns the step's losses
+    and SNR (tensors) and the detached output."""
+    args, env, model = run.args, run.env, run.model
+    x = torch.stack([run.crops[i] for i in crop_indices(step, args.batch_size, env.rank,
+                                                        env.world)]).to(env.device)  # (b, 1, S)
+    warmup = run.global_step < args.vq_warmup_steps
+    if not warmup and not bool(model.quantizer.initialized):
+        init_codebooks(model, run.train_clips, run.segment, args, env)
+    for group in run.opt.param_groups:
+        group["lr"] = args.learning_rate * lr_factor(
+            args, run.global_step, run.resumed_minutes + (time.monotonic() - run.t_start) / 60)
+    y, vq = run.ddp(x, bypass=warmup)
+    losses = {k: run.terms[k](y, x) for k in run.balancer.names}
+    run.opt.zero_grad(set_to_none=True)
+    total = run.balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
+    if vq is None:  # warm-up: report zero VQ losses
+        zero = y.new_zeros(())
+        vq = SimpleNamespace(loss=zero, commitment_loss=zero, codebook_loss=zero)
+    if args.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+    run.opt.step()
+    if run.ema is not None:
+        update_ema(run.ema, model, args.ema_decay, run.global_step)
+    run.global_step += 1
+    yd = y.detach()
+    return {"loss": total, **{f"loss/{k}": v.detach() for k, v in losses.items()},
+            "vq_loss": vq.loss.detach(),
+            "commitment_loss": vq.commitment_loss.detach().mean(),
+            "codebook_loss": vq.codebook_loss.detach().mean(),
+            "train_snr": 10 * torch.log10(x.square().sum() / (x - yd).square().sum()
+                                          .clamp_min(1e-12))}, yd
+
+
+def train_epoch(run: Run, epoch: int) -> tuple[EpochStats, bool]:
+    """The epoch's training steps; returns their running sums and whether ``--max_steps``
+    was reached."""
+    run.crops.set_epoch(epoch)
+    run.model.train()
+    acc, stop = EpochStats(), False
+    bar = _progress(run, epoch)
+    for step in bar:
+        stats, y = train_step(run, step)
+        acc.add(stats, y)
+        if not all(math.isfinite(float(v)) for v in stats.values()):
+            raise FloatingPointError(f"non-finite loss at epoch {epoch} step {run.global_step}: "
+                                     f"{ {k: float(v) for k, v in stats.items()} }")
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{float(stats['loss']):.3f}", refresh=False)
+        if run.args.max_steps is not None and run.global_step >= run.args.max_steps:
             stop = True
-        if stop:
+            break
+    if hasattr(bar, "close"):
+        bar.close()
+    return acc, stop
+
+
+def end_epoch(run: Run, epoch: int, acc: EpochStats, t0: float) -> dict[str, Any]:
+    """Evaluate on the held-out clips, log the epoch's record, checkpoint and plot (main
+    process); returns the record."""
+    row: dict[str, Any] = {"epoch": epoch, "step": run.global_step, **acc.means(),
+                           "output_scale": float(unwrap(run.ddp).head.scale.mean()),
+                           "bitrate_kbps": run.model.bitrate / 1000,
+                           "lr": run.opt.param_groups[0]["lr"]}
+    row.update({f"share/{k}": run.balancer.metrics.get(f"{k}/share", float("nan"))
+                for k in run.balancer.names})
+    recons: list[np.ndarray] = []
+    if run.env.main:
+        heldout_metrics, recons = evaluate(run.ema if run.ema is not None else run.model,
+                                           run.evals, run.env.device)
+        row.update(heldout_metrics)
+    row["epoch_seconds"] = time.monotonic() - t0
+    row["wall_seconds"] = time.monotonic() - run.t_start
+    if run.env.main:
+        run.runlog.add(row)
+        run.log(fmt_epoch(row))
+        save_checkpoint(run.run_dir, checkpoint_state(run, epoch, row))
+        if not run.args.no_plots:
+            _plots(run.run_dir, run.runlog.rows, run.evals, recons, run.cfg.sample_rate, run.log)
+    run.env.barrier()
+    return row
+
+
+def checkpoint_state(run: Run, epoch: int, row: dict[str, Any]) -> dict[str, Any]:
+    """Everything a resumed run needs, and the epoch's record."""
+    return {"format": CKPT_FORMAT, "config": run.cfg.to_dict(),
+            "args": _jsonable(vars(run.args)), "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+            "balancer": run.balancer.state_dict(), "epoch": epoch,
+            "global_step": run.global_step,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "python": random.getstate()},
+            "metrics": row}
+
+
+def train(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train the codec as the command line ``argv`` says; returns the last epoch's record."""
+    args = build_parser().parse_args(argv)
+    env = Dist(args.device)
+    log = print if env.main else (lambda *a, **k: None)
+    check_args(args, env)
+    run = set_up(args, env, log)
+    resume(run)
+    distribute(run)
+    log_start(run)
+    run.t_start = time.monotonic()
+    summary: dict[str, Any] = {}
+    for epoch in range(run.start_epoch + 1, args.num_epochs + 1):
+        t0 = time.monotonic()
+        acc, stop = train_epoch(run, epoch)
+        summary = end_epoch(run, epoch, acc, t0)
+        minutes = (time.monotonic() - run.t_start) / 60
+        if stop or (args.max_minutes is not None and minutes >= args.max_minutes):
             break
     if env.main:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        log(f"done: {run_dir / 'last.pt'}")
+        (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log(f"done: {run.run_dir / 'last.pt'}")
     if env.world > 1:
         dist.destroy_process_group()
     return summary
@@ -641,4 +761,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["build_parser", "evaluate", "load_model", "main", "train"]
+__all__ = ["build_parser", "evaluate", "main", "train"]

@@ -1,7 +1,7 @@
 """Encoder latents of the Telugu example codec on real audio, for ``bench_ddp.py --latents``.
 
-    python benchmarks/telugu_latents.py --checkpoint CKPT --out latents.pt  # held-out Telugu
-    python benchmarks/telugu_latents.py --checkpoint CKPT --out latents.pt --real_speech
+    python -m examples.telugu_codec.studies.latents --checkpoint CKPT --out lat.pt  # Telugu
+    python -m examples.telugu_codec.studies.latents --checkpoint CKPT --out lat.pt --real_speech
 
 Each clip goes through the trained encoder whole (as in evaluation); its latent frames are cut
 into chunks of ``--frames`` and stacked into one ``(B, latent_dim, frames)`` tensor, saved as
@@ -10,20 +10,18 @@ into chunks of ``--frames`` and stacked into one ``(B, latent_dim, frames)`` ten
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ..checkpoint import load_model
+from ..data import load_heldout, load_recorded_english
+from ..model import pad_to_hop
+from . import checkpoint_parser
 
 
 def codec_latents(model, clips: list, frames: int) -> torch.Tensor:
     """``(B, D, frames)`` latents of ``clips`` (1-D float arrays at the codec's rate)."""
-    from examples.telugu_codec.model import pad_to_hop
-
     chunks = []
     with torch.no_grad():
         for audio in clips:
@@ -37,13 +35,8 @@ def codec_latents(model, clips: list, frames: int) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from examples.telugu_codec.data import load_audio_dir, load_corpus
-    from examples.telugu_codec.train import default_cache_dir, load_model
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--cache_dir", type=Path, default=default_cache_dir())
+    """Encode the held-out clips and save their latents."""
+    p = checkpoint_parser("examples.telugu_codec.studies.latents", __doc__)
     p.add_argument("--real_speech", action="store_true")
     p.add_argument("--frames", type=int, default=100)
     args = p.parse_args(argv)
@@ -51,13 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.checkpoint)
     quiet = lambda *_: None  # noqa: E731
     if args.real_speech:
-        from examples.telugu_codec.corpus import fetch_real_speech
-        clips = load_audio_dir(fetch_real_speech(args.cache_dir / "real_speech"), log=quiet)
+        clips = load_recorded_english(args.cache_dir, log=quiet)
         source = "real recorded English speech (asterisk-core-sounds-en-g722)"
     else:
-        from examples.telugu_codec.corpus import build_default_corpus
-        _, clips = load_corpus(build_default_corpus(args.cache_dir / "telugu_corpus", log=quiet),
-                               log=quiet)
+        clips = load_heldout(args.cache_dir, log=quiet)
         source = "held-out synthetic Telugu (unseen voices and sentences)"
     lat = codec_latents(model, [c.audio for c in clips], args.frames)
     torch.save({"latents": lat, "source": source, "checkpoint": str(args.checkpoint)}, args.out)

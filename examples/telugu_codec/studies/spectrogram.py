@@ -1,6 +1,6 @@
 """Original-vs-reconstruction log-mel spectrogram of the first held-out clip, for the docs.
 
-    python benchmarks/telugu_spectrogram.py --checkpoint RUN/last.pt \\
+    python -m examples.telugu_codec.studies.spectrogram --checkpoint RUN/last.pt \\
         --out docs/img/telugu_spectrogram.png
 
 The clip is the first of the held-out clips the training loop evaluates (the default corpus),
@@ -10,32 +10,26 @@ into its run directory after every epoch (``examples.telugu_codec.plots``).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ..checkpoint import load_model
+from ..data import eval_subset, load_heldout
+from ..train import evaluate
+from . import checkpoint_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from examples.telugu_codec.corpus import build_default_corpus
-    from examples.telugu_codec.data import load_corpus
-    from examples.telugu_codec.plots import plot_spectrograms
-    from examples.telugu_codec.train import default_cache_dir, eval_subset, evaluate, load_model
+    """Code the first held-out clip and plot it beside the original."""
+    from ..plots import plot_spectrograms  # matplotlib
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--cache_dir", type=Path, default=default_cache_dir())
-    args = p.parse_args(argv)
+    args = checkpoint_parser("examples.telugu_codec.studies.spectrogram",
+                             __doc__).parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
     quiet = lambda *_: None  # noqa: E731
-    _, heldout = load_corpus(build_default_corpus(args.cache_dir / "telugu_corpus", log=quiet),
-                             log=quiet)
+    heldout = load_heldout(args.cache_dir, log=quiet)
     clip = eval_subset(heldout, 40.0, model.cfg.sample_rate)[0]
     _, (recon,) = evaluate(model, [clip], torch.device("cpu"))  # as the training loop codes it
     plot_spectrograms(clip.audio, recon, model.cfg.sample_rate, args.out, title=clip.name)

@@ -1,6 +1,6 @@
 """Ablation of the Telugu example codec on one budget: output heads, loss weighting, latents.
 
-    python benchmarks/bench_telugu_ablation.py --out benchmarks/results/telugu_ablation.json
+    python -m examples.telugu_codec.studies.ablation --out benchmarks/results/telugu_ablation.json
 
 Every variant is the example's real training loop (``examples.telugu_codec.train``) with the
 same seed, data, crops, step budget and thread count; only the named setting differs from the
@@ -22,9 +22,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ..checkpoint import load_model
+from ..codec import evaluate_clips
+from ..data import default_cache_dir, eval_subset, load_heldout
+from ..train import train
+from . import RESULTS_DIR
 
+MODULE = "examples.telugu_codec.studies.ablation"
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "baseline": ("ScaledTanhHead, gradient balancer", []),
     "head_tanh": ("fixed tanh(x) head", ["--head", "tanh"]),
@@ -38,11 +42,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run_variant(name: str, extra: list[str], args) -> dict:
-    from examples.telugu_codec.codec import evaluate_clips
-    from examples.telugu_codec.data import load_corpus
-    from examples.telugu_codec.train import eval_subset, load_model, train
-
+def run_variant(name: str, extra: list[str], args: argparse.Namespace) -> dict:
+    """Train variant ``name`` (the baseline plus ``extra`` flags) and score its checkpoint."""
     ckpt = args.work_dir / name
     argv = ["--checkpoint_dir", str(args.work_dir), "--experiment_name", name,
             "--cache_dir", str(args.cache_dir), "--num_epochs", str(args.epochs),
@@ -52,7 +53,7 @@ def run_variant(name: str, extra: list[str], args) -> dict:
     summary = train(argv)
     train_s = time.perf_counter() - t0
     model = load_model(ckpt / "last.pt")
-    _, heldout = load_corpus(args.cache_dir / "telugu_corpus", log=lambda *_: None)
+    heldout = load_heldout(args.cache_dir, log=lambda *_: None)
     clips = eval_subset(heldout, args.eval_seconds, 16000)
     total = sum(len(c.audio) for c in clips) / 16000
     scores = evaluate_clips(model, clips, perceptual=True)
@@ -66,10 +67,9 @@ def run_variant(name: str, extra: list[str], args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from examples.telugu_codec.train import default_cache_dir
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/telugu_ablation.json")
+    """Run the chosen variants, writing the JSON after each."""
+    p = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "telugu_ablation.json")
     p.add_argument("--work_dir", type=Path, default=Path("/tmp/rvq_blocks_ablation"))
     p.add_argument("--cache_dir", type=Path, default=default_cache_dir())
     p.add_argument("--epochs", type=int, default=5)
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     res = json.loads(args.out.read_text()) if args.out.exists() else {}
     meta = {"torch": torch.__version__, "python": platform.python_version(),
-                   "machine": platform.machine(), "threads": args.threads,
-                   "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                   "batch_size": 16, "seed": args.seed,
-                   "command": "python benchmarks/bench_telugu_ablation.py " + " ".join(
-                       argv if argv is not None else sys.argv[1:])}
+            "machine": platform.machine(), "threads": args.threads,
+            "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+            "batch_size": 16, "seed": args.seed,
+            "command": f"python -m {MODULE} " + " ".join(
+                argv if argv is not None else sys.argv[1:])}
     if "meta" in res:  # adding variants to an earlier run: keep its command line too
         meta["earlier_commands"] = [*res["meta"].get("earlier_commands", []),
                                     res["meta"]["command"]]

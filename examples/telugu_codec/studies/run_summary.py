@@ -1,6 +1,6 @@
 """Summarise one training run of the Telugu example codec for the benchmark report.
 
-    python benchmarks/telugu_run_summary.py RUN_DIR \\
+    python -m examples.telugu_codec.studies.run_summary RUN_DIR \\
         --command "python -m examples.telugu_codec.train --num_epochs 200 --threads 1 ..." \\
         --out benchmarks/results/telugu_training.json
 
@@ -14,7 +14,7 @@ readable. Nothing is trained or evaluated here: every figure is one the run logg
 The JSON holds ``meta`` (the command as given, machine, versions, threads, codec config),
 ``curve`` (per epoch: every scalar the run logged, plus ``codes_used`` and ``perplexity`` per
 quantizer), ``final`` (the last record) and ``best`` (the best held-out SNR, SI-SNR and mel
-distance, with their epoch and step). ``benchmarks/report.py`` renders it as the section
+distance, with their epoch and step). The benchmark report renders it as the section
 "Telugu codec: a long CPU run".
 """
 
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import RESULTS_DIR
 
 LISTS = ("codes_used", "perplexity")
 # Training arguments that describe the run (paths and switches of the console are left out).
@@ -114,9 +114,8 @@ def checkpoint_info(run_dir: Path) -> dict:
     path = run_dir / "last.pt"
     if not path.is_file():
         return {}
-    sys.path.insert(0, str(ROOT))
     try:
-        from examples.telugu_codec.checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
 
         state = load_checkpoint(path)
     except Exception as e:  # noqa: BLE001 - the summary does not need the checkpoint
@@ -179,12 +178,12 @@ def dumps(data: object, indent: int = 0, width: int = 100) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.studies.run_summary",
+                                description=__doc__.split("\n")[0])
     p.add_argument("run_dir", type=Path, help="<checkpoint_dir>/<experiment_name> of the run")
     p.add_argument("--command", required=True,
                    help="the training command line, as it is to be shown in the report")
-    p.add_argument("--out", type=Path,
-                   default=ROOT / "benchmarks" / "results" / "telugu_training.json")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "telugu_training.json")
     p.add_argument("--no_checkpoint", action="store_true",
                    help="do not read the codec config from the run's last.pt")
     p.add_argument("--threads", type=int, default=None,

@@ -1,0 +1,39 @@
+"""Studies of the Telugu example codec, run from the repository root.
+
+    python -m examples.telugu_codec.studies.codec_quality   # against Opus and Codec2
+    python -m examples.telugu_codec.studies.ablation        # heads, loss weighting, latents
+    python -m examples.telugu_codec.studies.run_summary     # one training run's log
+    python -m examples.telugu_codec.studies.spectrogram     # the walk-through's figure
+    python -m examples.telugu_codec.studies.latents         # trained latents for bench_ddp.py
+
+Their JSON goes to ``benchmarks/results/`` (:data:`RESULTS_DIR`), where the benchmark report
+reads it, and their figures to ``docs/img/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..data import default_cache_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+
+
+def write_json(path: Path, results: dict) -> None:
+    """Write a study's results as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {path}")
+
+
+def checkpoint_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """A parser with the flags every checkpoint study takes: ``--checkpoint`` (a training
+    ``last.pt`` or an exported weights directory), ``--out`` and ``--cache_dir``."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--cache_dir", type=Path, default=default_cache_dir())
+    return p
