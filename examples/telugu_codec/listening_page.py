@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import io
 import subprocess
 import tempfile
 from pathlib import Path
@@ -51,12 +50,10 @@ setInterval(report, 200);
 
 def opus(audio: np.ndarray) -> tuple[np.ndarray, float]:
     """Ogg/Opus at libsndfile's lowest rate (compression_level 1.0); (decoded, kbps of file)."""
-    import soundfile as sf
+    from .studies.coders import opus_roundtrip
 
-    buf = io.BytesIO()
-    sf.write(buf, audio, SR, format="OGG", subtype="OPUS", compression_level=1.0)
-    y, _ = sf.read(io.BytesIO(buf.getvalue()), dtype="float32")
-    return y[: len(audio)], len(buf.getvalue()) * 8 / (len(audio) / SR) / 1000
+    y, file_bytes, _ = opus_roundtrip(audio, 1.0)
+    return y[: len(audio)], file_bytes * 8 / (len(audio) / SR) / 1000
 
 
 def codec2(audio: np.ndarray, mode: str) -> np.ndarray:
