@@ -10,7 +10,7 @@ TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_FROM := $(if $(TORCH_INDEX),--retries 1 --extra-index-url $(TORCH_INDEX))
 
-.PHONY: venv test lint typecheck package-check docs demo bench bench-setup report clean
+.PHONY: venv test lint typecheck package-check docs demo bench bench-setup report mutants clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: venv
 
 # build wheel + sdist, twine check, contents, install into a fresh venv outside the repository,
 # run the README snippet and the gradient checks there (.ci/package_check.py)
+# mutation testing of src/rvq_blocks (.ci/mutants.py; about an hour on 2 cores)
+mutants: venv
+	$(PY) .ci/mutants.py --out benchmarks/results/mutants.json
+
 package-check: venv
 	$(PY) .ci/package_check.py --python $(PYTHON) --torch "$(TORCH_PIN)" --torch-index "$(TORCH_INDEX)"
 
@@ -54,16 +58,16 @@ bench-setup: venv
 	$(PY) -m pip install --quiet --no-deps encodec==0.1.1 descript-audio-codec==1.0.0
 
 bench: bench-setup
-	$(PY) benchmarks/bench_rate_distortion.py --out benchmarks/results/rate_distortion.json
-	$(PY) benchmarks/bench_speed.py --out benchmarks/results/speed.json
-	$(PY) benchmarks/bench_memory.py --out benchmarks/results/memory.json
-	$(PY) benchmarks/bench_failure_modes.py --out benchmarks/results/failure_modes.json --no-report
-	$(PY) benchmarks/bench_codebook_usage.py --out benchmarks/results/codebook_usage.json
-	$(PY) benchmarks/report.py
+	$(PY) -m benchmarks.bench_rate_distortion --out benchmarks/results/rate_distortion.json
+	$(PY) -m benchmarks.bench_speed --out benchmarks/results/speed.json
+	$(PY) -m benchmarks.bench_memory --out benchmarks/results/memory.json
+	$(PY) -m benchmarks.bench_failure_modes --out benchmarks/results/failure_modes.json
+	$(PY) -m benchmarks.bench_codebook_usage --out benchmarks/results/codebook_usage.json
+	$(PY) -m benchmarks.report
 
-# re-render docs/benchmarks.md, docs/failure_modes.md and their plots from benchmarks/results/*.json
+# re-render the generated blocks of the docs pages and README, and the plots, from benchmarks/results/*.json
 report: venv
-	$(PY) benchmarks/report.py
+	$(PY) -m benchmarks.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -1,4 +1,5 @@
-"""benchmarks/report.py renders the committed benchmark pages from the committed JSON."""
+"""``python -m benchmarks.report`` fills the generated blocks of the pages from the committed
+JSON, and ``--check`` notices every block that differs."""
 
 import json
 import shutil
@@ -8,56 +9,99 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import benchmarks.report as report
+from benchmarks.report import strip_markers
 
-import report  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["docs/benchmarks.md", "docs/failure_modes.md", "docs/telugu_codec.md", "README.md"]
 
 
 def test_committed_pages_match_the_committed_results():
-    pages = report.render(report.RESULTS, draw=False)
-    assert {"benchmarks.md", "failure_modes.md"} <= set(pages)
-    for name, text in pages.items():
-        committed = (report.DOCS / name).read_text(encoding="utf-8")
-        assert committed == text, f"docs/{name} differs from its JSON: run `make report`"
-
-
-def test_hand_written_pages_hold_what_their_regions_render():
-    pages = report.render_regions(report.RESULTS)
-    assert {"README.md", "docs/telugu_codec.md"} <= set(pages)
+    pages = report.render_pages(report.RESULTS)
+    assert set(PAGES) <= set(pages)
     for name, text in pages.items():
         committed = (report.ROOT / name).read_text(encoding="utf-8")
         assert committed == text, f"{name} differs from its JSON: run `make report`"
         for img in report.re_images(text):
-            assert name == "README.md" or (report.DOCS / img).exists(), img
+            assert name == "README.md" or (report.ROOT / name).parent.joinpath(img).exists(), img
 
 
-def test_regions_replace_only_their_block_and_name_a_missing_one(tmp_path):
+def test_every_block_reads_a_committed_results_file():
+    for r in report.REGIONS:
+        assert any((report.RESULTS / f).exists() for f in r.files), r
+    for v in report.VALUES:
+        assert (report.RESULTS / v.file).exists(), v
+
+
+def _copy_pages(root: Path) -> Path:
+    for page in PAGES:
+        (root / page).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(report.ROOT / page, root / page)
+    return root / "docs"
+
+
+@pytest.mark.parametrize("edit", [
+    ("docs/benchmarks.md", "| **rvq_blocks** |", "| **rvq-blocks** |"),  # a table cell
+    ("docs/benchmarks.md", "-->2<!-- /v --> threads", "-->3<!-- /v --> threads"),  # a value
+    ("README.md", "<!-- /report:telugu_results -->", "\n<!-- /report:telugu_results -->"),
+    ("docs/failure_modes.md", "![training loss", "![the training loss"),  # a figure line
+])
+def test_check_fails_on_an_edit_inside_a_block_and_passes_on_prose(tmp_path, edit):
+    docs = _copy_pages(tmp_path)
+    assert report.main(["--docs", str(docs), "--check"]) == 0
+    page, old, new = edit
+    text = (tmp_path / page).read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / page).write_text(text.replace(old, new.replace("\\n", "\n"), 1))
+    assert report.main(["--docs", str(docs), "--check"]) == 1
+    (tmp_path / page).write_text(text.replace("## Memory", "## Memory use"))
+    assert report.main(["--docs", str(docs), "--check"]) == 0
+
+
+def test_check_fails_when_the_results_change(tmp_path):
+    docs = _copy_pages(tmp_path)
+    results = tmp_path / "results"
+    shutil.copytree(report.RESULTS, results)
+    data = json.loads((results / "memory.json").read_text())
+    data["meta"]["repeats"] += 1
+    (results / "memory.json").write_text(json.dumps(data))
+    assert report.main(["--docs", str(docs), "--results", str(results), "--check"]) == 1
+
+
+def test_blocks_replace_only_their_text_and_a_missing_one_is_named(tmp_path):
     (tmp_path / "telugu_demo.json").write_text(json.dumps(_telugu_training(3, True)))
-    text = ("# Page\n\nkept\n<!-- report:short_run -->\nstale figures\n"
-            "<!-- /report:short_run -->\nalso kept\n")
     page = "docs/telugu_codec.md"
-    region_names = {r.name for r in report.REGIONS if r.page == page}
     results = report.load_results(tmp_path)
     fig = report.Figures(tmp_path / "img", draw=False)
-    with pytest.raises(ValueError, match="no `<!-- report:long_run -->`"):
+    text = ("# Page\n\nkept\n<!-- report:short_run -->\nstale figures\n"
+            "<!-- /report:short_run -->\nalso kept\n")
+    with pytest.raises(ValueError, match="no `<!-- report:"):
         report.fill_regions(text, page, results, fig)
-    for name in region_names - {"short_run"}:
+    for name in {r.name for r in report.REGIONS if r.page == page} - {"short_run"}:
         text += f"<!-- report:{name} -->\n<!-- /report:{name} -->\n"
     out = report.fill_regions(text, page, results, fig)
-    assert out.startswith("# Page\n\nkept\n<!-- report:short_run -->\n")
+    assert out.startswith("# Page\n\nkept\n<!-- report:short_run -->\n| epoch | step |")
     assert "stale figures" not in out and "also kept" in out
-    assert "held-out SNR rose in 2 of 2 epochs, from 1.50 dB after the first to 4.50 dB" in out
     assert "*Not measured yet: `benchmarks/results/telugu_ablation.json` is missing" in out
     assert report.fill_regions(out, page, results, fig) == out  # idempotent
 
 
-def test_every_section_reads_a_committed_results_file_and_images_exist():
-    for s in report.SECTIONS:
-        assert s.optional or (report.RESULTS / s.file).exists(), s
-    for name, text in report.render(report.RESULTS, draw=False).items():
-        for img in report.re_images(text):
-            assert (report.DOCS / img).exists(), f"docs/{name} shows a missing {img}"
+def test_values_fill_the_sentences_of_the_page(tmp_path):
+    (tmp_path / "telugu_demo.json").write_text(json.dumps(_telugu_training(3, True)))
+    page = "docs/telugu_codec.md"
+    template = (report.ROOT / page).read_text(encoding="utf-8")
+    fig = report.Figures(tmp_path / "img", draw=False)
+    out = report.fill_regions(template, page, report.load_results(tmp_path), fig)
+    text = strip_markers(out)
+    assert "held-out SNR rose in 2 of 2 epochs, from 1.50 dB after" in text
+    assert "Over the 3 epochs: the largest |output| of any training batch was 0.750" in text
+    assert "Over the - epochs" in text  # the long run's values, without their file
+    results = report.load_results(tmp_path)
+    for extra, error in (("\na <!-- v:nope.x -->1<!-- /v -->\n", "no values group 'nope'"),
+                         ("\na <!-- v:short.nope -->1<!-- /v -->\n", "has no 'nope'"),
+                         ("\na\n<!-- v:short.peak -->1<!-- /v -->\n", "starts a line inside")):
+        with pytest.raises(ValueError, match=error):
+            report.fill_regions(template + extra, page, results, fig)
 
 
 def test_a_missing_results_file_leaves_a_note(tmp_path):
@@ -65,14 +109,15 @@ def test_a_missing_results_file_leaves_a_note(tmp_path):
     pages = report.render(tmp_path, draw=False)
     assert "`speed.json` is not in `benchmarks/results/`" in pages["benchmarks.md"]
     assert "## Batch RMS vs per-example RMS" in pages["failure_modes.md"]
+    assert "| [no codebook loss (learned codebook)](#no-codebook-loss) |" in \
+        pages["failure_modes.md"]
 
 
 def test_failure_modes_quick_run_renders_with_plots(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "results" / "failure_modes.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_failure_modes.py"),
-                    "--quick", "--no-report", "--out", str(out)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_failure_modes", "--quick",
+                    "--out", str(out)], check=True, capture_output=True, timeout=120, cwd=ROOT)
     data = json.loads(out.read_text())
     assert data["meta"]["quick"] is True
     assert data["ste"]["gradients"]["library"]["dq_dx"] == pytest.approx(1.0)
@@ -132,10 +177,14 @@ def _telugu_ablation(names=("baseline", "head_clamp")) -> dict:
             "variants": variants}
 
 
+def _benchmarks_page(results: Path) -> str:
+    return strip_markers(report.render(results, draw=False)["benchmarks.md"])
+
+
 def test_telugu_sections_render_their_numbers(tmp_path):
     (tmp_path / "telugu_training.json").write_text(json.dumps(_telugu_training(10)))
     (tmp_path / "telugu_ablation.json").write_text(json.dumps(_telugu_ablation()))
-    text = report.render(tmp_path, draw=False)["benchmarks.md"]
+    text = _benchmarks_page(tmp_path)
     assert "## Telugu codec: a long CPU run" in text
     assert "python -m examples.telugu_codec.train --threads 1" in text
     assert "2 x 64 codes at 50 Hz, 1 kbps" in text
@@ -149,24 +198,26 @@ def test_telugu_sections_render_their_numbers(tmp_path):
     assert "Best held-out SNR 6.00 dB at step 400." in text
     assert "![" in text and "(img/telugu_training_curves.png)" in text
     assert "(img/telugu_codebook_usage.png)" in text
-    assert "## Telugu codec ablation (same budget)" in text
     assert ("| **variant baseline** | (baseline) | 400 | 5.12 | 3.45 | 0.512 | 1.23 | - | "
             "-0.61 .. 0.58 | 0.925 | 5.0 |") in text
     assert ("| variant head_clamp | `--head clamp` | 400 | 6.12 | 3.45 | 0.512 | 1.23 | 0.714 | "
             "-0.61 .. 1.58 | 0.925 | 5.0 |") in text
     assert "(img/telugu_ablation.png)" in text
-    assert text.index("a long CPU run") < text.index("ablation (same budget)")
+    assert "(5 epochs x 80 steps of 16 crops, seed 0)" in text
 
 
-def test_telugu_sections_are_left_out_without_their_json_and_take_partial_files(tmp_path):
-    text = report.render(tmp_path, draw=False)["benchmarks.md"]
-    assert "Telugu" not in text and "telugu_" not in text
+def test_telugu_blocks_are_empty_without_their_json_and_take_partial_files(tmp_path):
+    text = _benchmarks_page(tmp_path)
+    for absent in ("telugu_training_curves.png", "telugu_ablation.png", "| variant |",
+                   "Best held-out", "not in `benchmarks/results/`: run its benchmark, then "
+                   "`make report`.*\n\n## Codebook"):
+        assert absent not in text
     # The ablation writes its file after every variant: one variant done renders.
     (tmp_path / "telugu_ablation.json").write_text(json.dumps(_telugu_ablation(["baseline"])))
-    text = report.render(tmp_path, draw=False)["benchmarks.md"]
+    text = _benchmarks_page(tmp_path)
     assert "| **variant baseline** | (baseline) | 400 | 5.12 |" in text
     assert "Variants not in the file yet: `head_tanh`, `head_clamp`" in text
-    assert "a long CPU run" not in text
+    assert "telugu_training_curves.png" not in text
 
 
 def test_telugu_sections_draw_their_plots(tmp_path):
@@ -175,9 +226,12 @@ def test_telugu_sections_draw_their_plots(tmp_path):
     results.mkdir()
     (results / "telugu_training.json").write_text(json.dumps(_telugu_training(3, True)))
     (results / "telugu_ablation.json").write_text(json.dumps(_telugu_ablation()))
+    assert report.main(["--results", str(results), "--docs", str(docs), "--no-plots",
+                        "--only", "telugu_training"]) == 0
+    assert not (docs / "img").exists()
     assert report.main(["--results", str(results), "--docs", str(docs),
                         "--only", "telugu_training"]) == 0
-    text = (docs / "benchmarks.md").read_text()
+    text = strip_markers((docs / "benchmarks.md").read_text())
     assert "still going" not in text
     imgs = [i for i in report.re_images(text) if "telugu" in i]
     assert sorted(imgs) == ["img/telugu_ablation.png", "img/telugu_codebook_usage.png",
@@ -186,46 +240,15 @@ def test_telugu_sections_draw_their_plots(tmp_path):
         assert (docs / img).stat().st_size > 1000
 
 
-def test_telugu_run_summary_reads_a_run_directory(tmp_path):
-    import telugu_run_summary as trs
+def test_telugu_run_summary_output_renders(tmp_path):
+    from examples.telugu_codec.studies import run_summary as trs
 
     run = tmp_path / "runs" / "tiny"
     run.mkdir(parents=True)
-    rows = [_epoch(i) for i in (1, 2, 3)]
-    rows[1]["snr"] = 9.0  # the best epoch is not the last
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows)
-                                       + '{"epoch": 4, "st')  # a torn last line is skipped
+    (run / "metrics.jsonl").write_text("".join(json.dumps(_epoch(i)) + "\n" for i in (1, 2, 3)))
+    (run / "summary.json").write_text(json.dumps(_epoch(3)))
     out = tmp_path / "results" / "telugu_training.json"
-    command = "python -m examples.telugu_codec.train --num_epochs 3 --threads 2"
-    assert trs.main([str(run), "--command", command, "--out", str(out)]) == 0
-    data = json.loads(out.read_text())  # strict JSON: NaN was written as null
-    meta = data["meta"]
-    assert meta["command"] == command and meta["threads"] == 2
-    assert meta["finished"] is False and meta["epochs"] == 3 and meta["steps"] == 300
-    assert meta["torch"] and meta["machine"] and "config" not in meta  # no last.pt
-    assert [r["step"] for r in data["curve"]] == [100, 200, 300]
-    assert data["curve"][0]["codes_used"] == [0.125, 0.25]
-    assert data["curve"][2]["perplexity"] == [30.0, 90.0]
-    assert data["curve"][0]["share/rms"] is None
-    assert set(rows[0]) <= set(data["curve"][0])  # every key of the record
-    assert data["final"]["epoch"] == 3 and data["final"]["snr"] == 4.5
-    assert data["best"]["snr"] == {"value": 9.0, "epoch": 2, "step": 200}
-    assert data["best"]["mel_distance"]["epoch"] == 3
-    # summary.json marks the run finished and is its final record; --threads=N is read too.
-    (run / "summary.json").write_text(json.dumps(rows[-1], indent=2))
-    assert trs.main([str(run), "--command", "train --threads=4", "--out", str(out)]) == 0
-    data = json.loads(out.read_text())
-    assert data["meta"]["finished"] is True and data["meta"]["threads"] == 4
-    text = report.render(out.parent, draw=False)["benchmarks.md"]
+    assert trs.main([str(run), "--command", "train --threads=2", "--out", str(out)]) == 0
+    text = _benchmarks_page(out.parent)
     assert "| 3 | 300 | 3.0 | 4.50 | 1.75 | 0.450 |" in text
     assert "still going" not in text
-    # With a readable last.pt: the codec config, and the threads when the command has none.
-    from examples.telugu_codec.checkpoint import save_checkpoint
-
-    save_checkpoint(run, {"model": {}, "global_step": 300,
-                          "config": {"num_quantizers": 2, "codebook_size": 64},
-                          "args": {"threads": 3, "batch_size": 4, "cache_dir": "/somewhere"}})
-    assert trs.main([str(run), "--command", "train", "--out", str(out)]) == 0
-    meta = json.loads(out.read_text())["meta"]
-    assert meta["threads"] == 3 and meta["config"]["codebook_size"] == 64
-    assert meta["args"] == {"threads": 3, "batch_size": 4}
