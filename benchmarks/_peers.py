@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
-import json
 import sys
 import types
 from collections.abc import Callable
@@ -27,10 +26,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-if SRC.is_dir() and str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
 
 Loader = tuple[Callable[..., "Adapter"] | None, str]
 
@@ -129,13 +124,6 @@ class FloorAdapter(Adapter):
 
     def decode(self, codes):
         return self.module.decode(codes)
-
-
-def write_json(path: Path, results: dict) -> None:
-    """Write a benchmark's results as indented JSON, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {path}")
 
 
 def load_floor() -> Loader:

@@ -12,9 +12,9 @@
    per stage and overall, plus the same under ``torch.autocast`` with float32 latents (100% by
    construction: the lookup runs in float32).
 
-    python benchmarks/bench_ddp.py --out benchmarks/results/ddp.json
-    python benchmarks/bench_ddp.py --quick                     # seconds-long smoke run
-    python benchmarks/bench_ddp.py --latents lat.pt --rvq_state rvq.pt   # real latents
+    python -m benchmarks.bench_ddp --out benchmarks/results/ddp.json
+    python -m benchmarks.bench_ddp --quick                     # seconds-long smoke run
+    python -m benchmarks.bench_ddp --latents lat.pt --rvq_state rvq.pt   # real latents
 
 ``--latents``: a ``torch.save``d ``(B, D, T)`` tensor (or a dict with a ``"latents"`` entry) of
 real encoder latents. ``--rvq_state``: the ``state_dict`` of a trained ``ResidualVQ``, or any
@@ -36,7 +36,6 @@ import io
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,11 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-try:
-    from rvq_blocks import ResidualVQ
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from rvq_blocks import ResidualVQ
+from benchmarks._common import load_average, run_meta, write_json
+from rvq_blocks import ResidualVQ
 
 
 class TinyCodec(nn.Module):
@@ -260,7 +256,8 @@ def bf16_agreement(args: argparse.Namespace) -> dict:
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--quick", action="store_true")
@@ -276,19 +273,19 @@ def main() -> None:
     parser.add_argument("--bf16_key", default="bf16",
                         help="key of the bf16 result; with --skip_ddp and an existing --out, "
                              "only this key of that file is replaced")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The DDP timings (unless ``--skip_ddp``), then the bf16 agreement."""
+    args = parse_args(argv)
     cfg = ({"dim": 32, "num_quantizers": 2, "codebook_size": 64, "batch": 2, "samples": 1024,
             "warmup": 2, "steps": 3, "repeats": 2} if args.quick else
            {"dim": 64, "num_quantizers": 8, "codebook_size": 256, "batch": 4, "samples": 8192,
             "warmup": 3, "steps": 10, "repeats": 5})
-    load_start = os.getloadavg()
-    result: dict = {"meta": {
-        "torch": torch.__version__, "machine": platform.machine(),
-        "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "threads_per_process": 1, "backend": "gloo",
-        "note": "shared 2-core machine, other jobs may run meanwhile: compare min_ms, not medians",
-        "loadavg_start": load_start,
-    }}
+    result: dict = {"meta": run_meta(
+        threads=None, platform=platform.platform(), threads_per_process=1, backend="gloo",
+        note="shared 2-core machine, other jobs may run meanwhile: compare min_ms, not medians")}
     if not args.skip_ddp:
         result["ddp"] = ddp_overhead(cfg, 1 if args.quick else args.rounds)
         r = result["ddp"]
@@ -304,10 +301,9 @@ def main() -> None:
     print(f"bf16 latents: {b['bf16_latents_identical_pct']:.2f}% identical codes "
           f"(per stage {[round(v, 1) for v in b['bf16_latents_identical_pct_per_stage']]}); "
           f"autocast with float32 latents: {b['autocast_fp32_latents_identical_pct']:.2f}%")
-    result["meta"]["loadavg_end"] = os.getloadavg()
+    result["meta"]["loadavg_end"] = load_average()
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ the one-time runtime start-up is not charged to it, then measures resident memor
 and after one training forward + backward. Printed: the peak RSS growth during the step and the
 RSS still held after it, in MB, median and min-max over --repeats fresh processes.
 
-    python benchmarks/bench_memory.py --out benchmarks/results/memory.json
+    python -m benchmarks.bench_memory --out benchmarks/results/memory.json
+    python -m benchmarks.bench_memory --quick       # one process each, a tiny batch
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from benchmarks._common import ROOT, run_meta, write_json
 
 IMPLS = ["floor", "rvq_blocks", "vector-quantize-pytorch", "EnCodec", "DAC"]
 CONFIG = {"batch": 8, "dim": 128, "time": 250, "num_quantizers": 8, "codebook_size": 1024}
@@ -27,6 +31,7 @@ MB = 2**20
 
 
 def rss_bytes() -> int:
+    """Resident memory of this process now."""
     try:
         import psutil
 
@@ -37,14 +42,17 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
+    """The most resident memory this process has held so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
-def child(name: str, threads: int, encodec_iters: int, batch: int) -> dict:
+def child(name: str, threads: int, encodec_iters: int, batch: int) -> dict[str, Any]:
+    """In the fresh process: build ``name``, warm the runtime, measure one training step."""
     import warnings
 
     import torch
-    from _peers import load_all
+
+    from benchmarks._peers import load_all
 
     torch.set_num_threads(threads)
     build, why = load_all([name])[name]
@@ -68,10 +76,12 @@ def child(name: str, threads: int, encodec_iters: int, batch: int) -> dict:
             "retained_growth_mb": (after - before) / MB, "step_s": seconds}
 
 
-def run_fresh(name: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--threads", str(args.threads),
+def run_fresh(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`child` for ``name`` in a new Python process; its result or why it failed."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_memory", "--child", name,
+           "--threads", str(args.threads),
            "--encodec-kmeans-iters", str(args.encodec_kmeans_iters), "--batch", str(args.batch)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -80,10 +90,12 @@ def run_fresh(name: str, args) -> dict:
 
 
 def summary(values: list[float]) -> str:
+    """Median and (min-max) of ``values``, one decimal."""
     return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 def main() -> None:
+    """Measure every implementation in fresh processes (or be one, with ``--child``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=2)
@@ -92,8 +104,12 @@ def main() -> None:
                     help="EnCodec's peak is the same every k-means iteration; its default is 50")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke mode: batch 1, one process per implementation")
     ap.add_argument("--out", type=Path, help="write results as JSON")
     args = ap.parse_args()
+    if args.quick:
+        args.batch, args.repeats = 1, 1
     if args.child:
         print(json.dumps(child(args.child, args.threads, args.encodec_kmeans_iters, args.batch)))
         return
@@ -105,9 +121,10 @@ def main() -> None:
           + ", ".join(f"{k} {v}" for k, v in cfg.items()))
     print(f"{args.repeats} fresh processes each; median (min-max)")
     print(f"{'implementation':<25}{'peak MB':>22}{'retained MB':>22}{'step s':>8}")
-    results = {"meta": {"torch": torch.__version__, "threads": args.threads, **cfg,
-                        "encodec_kmeans_iters": args.encodec_kmeans_iters,
-                        "repeats": args.repeats}, "results": {}}
+    results: dict[str, Any] = {
+        "meta": run_meta(threads=args.threads, **cfg,
+                         encodec_kmeans_iters=args.encodec_kmeans_iters, repeats=args.repeats),
+        "results": {}}
     for name in args.impls.split(","):
         runs = [run_fresh(name, args) for _ in range(args.repeats)]
         results["results"][name] = runs
@@ -120,8 +137,6 @@ def main() -> None:
         step = statistics.median(r["step_s"] for r in good)
         print(f"{name:<25}{cols[0]:>22}{cols[1]:>22}{step:>8.2f}")
     if args.out:
-        from _peers import write_json  # imports torch: only after the children ran
-
         write_json(args.out, results)
 
 

@@ -5,22 +5,22 @@ vectors and evaluated on 5,000 held-out vectors (eval-mode encode + decode). Pri
 reconstruction SNR next to the Shannon bound 6.02 * Q * log2(K) / D dB, codes in use and
 perplexity per quantizer, and the held-out encode time.
 
-    python benchmarks/bench_rate_distortion.py --out benchmarks/results/rate_distortion.json
-    python benchmarks/bench_rate_distortion.py --quick          # seconds-long smoke run
+    python -m benchmarks.bench_rate_distortion --out benchmarks/results/rate_distortion.json
+    python -m benchmarks.bench_rate_distortion --quick          # seconds-long smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _peers import load_all, rvq_blocks_options, write_json
+
+from benchmarks._common import run_meta, write_json
+from benchmarks._peers import encodec_kmeans_seconds, load_all, rvq_blocks_options
 
 # rvq_blocks option variants, reported separately. A variant whose keywords the installed
 # ResidualVQ constructor does not accept is listed as skipped.
@@ -122,18 +122,49 @@ def candidates(loaded, accepted, cfg, args):
 
 
 def encodec_kmeans_estimate(build, cfg, batch) -> float:
-    from _peers import encodec_kmeans_seconds
-
     adapter = build(cfg["dim"], cfg["num_quantizers"], cfg["codebook_size"])
     x = torch.randn(1, cfg["dim"], batch)
     return encodec_kmeans_seconds(adapter, x, iters=1, total_iters=50)
 
 
-def fmt_list(values, spec):
+def fmt_list(values: list[float], spec: str) -> str:
+    """``values`` formatted with ``spec``, space-separated."""
     return " ".join(format(v, spec) for v in values)
 
 
-def main() -> None:
+def run_config(key: str, loaded: dict, accepted: set[str], args: argparse.Namespace) -> dict:
+    """Every candidate on config ``key``: its JSON entry, rows printed as they come."""
+    cfg = {**CONFIGS, **QUICK_CONFIGS}[key]
+    bound = shannon_bound_db(**cfg)
+    gen = torch.Generator().manual_seed(args.seed)
+    train = torch.randn(cfg["dim"], args.n_train, generator=gen)
+    test = torch.randn(cfg["dim"], args.n_test, generator=gen)
+    print(f"\n== {key}: dim {cfg['dim']}, {cfg['num_quantizers']} x "
+          f"{cfg['codebook_size']} codes, Shannon bound {bound:.2f} dB ==")
+    print(f"{'implementation':<26}{'variant':<28}{'SNR dB':>7}{'enc ms':>8}{'train s':>8}"
+          "  codes used per quantizer | perplexity per quantizer")
+    rows = []
+    for name, variant, build, opts, why in candidates(loaded, accepted, cfg, args):
+        row = {"implementation": name, "variant": variant, "options": opts}
+        if build is None:
+            row["skipped"] = why
+            print(f"{name:<26}{variant:<28}  skipped: {why}")
+        else:
+            try:
+                row.update(train_and_eval(build, cfg, opts, train, test, args))
+            except Exception as exc:  # report and go on
+                row["skipped"] = f"failed: {exc!r}"
+                print(f"{name:<26}{variant:<28}  failed: {exc!r}")
+            else:
+                print(f"{name:<26}{variant:<28}{row['snr_db']:>7.2f}{row['encode_ms']:>8.1f}"
+                      f"{row['train_s']:>8.1f}  {fmt_list(row['codes_used'], '.2f')} | "
+                      f"{fmt_list(row['perplexity'], '.0f')}")
+        rows.append(row)
+    return {**cfg, "bound_db": bound, "results": rows}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with ``--quick`` applied and the comma lists split."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=4096, help="training vectors per step")
@@ -148,52 +179,27 @@ def main() -> None:
     ap.add_argument("--variants", default="", help="comma list of rvq_blocks variants (all)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: few steps, small data")
     ap.add_argument("--out", type=Path, help="write results as JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.batch, args.n_train, args.n_test = 5, 512, 2048, 512
         args.configs = ",".join(QUICK_CONFIGS)
     args.impls = args.impls.split(",")
     args.variants = [v for v in args.variants.split(",") if v]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train and evaluate every implementation on every selected config."""
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     loaded = load_all(["rvq_blocks", *PEERS])
     accepted = rvq_blocks_options()
-
-    meta = {"torch": torch.__version__, "machine": platform.machine(),
-            "processor": platform.processor() or platform.platform(), "threads": args.threads,
-            "steps": args.steps, "batch": args.batch, "n_train": args.n_train,
-            "n_test": args.n_test, "seed": args.seed,
-            "loadavg_start": os.getloadavg()}
+    meta = run_meta(threads=args.threads, steps=args.steps, batch=args.batch,
+                    n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     print("rate-distortion on i.i.d. N(0, 1) vectors | " + ", ".join(
         f"{k} {v}" for k, v in meta.items()))
-    results = {"meta": meta, "configs": {}}
-    for key in args.configs.split(","):
-        cfg = {**CONFIGS, **QUICK_CONFIGS}[key]
-        bound = shannon_bound_db(**cfg)
-        gen = torch.Generator().manual_seed(args.seed)
-        train = torch.randn(cfg["dim"], args.n_train, generator=gen)
-        test = torch.randn(cfg["dim"], args.n_test, generator=gen)
-        print(f"\n== {key}: dim {cfg['dim']}, {cfg['num_quantizers']} x "
-              f"{cfg['codebook_size']} codes, Shannon bound {bound:.2f} dB ==")
-        print(f"{'implementation':<26}{'variant':<28}{'SNR dB':>7}{'enc ms':>8}{'train s':>8}"
-              "  codes used per quantizer | perplexity per quantizer")
-        rows = []
-        for name, variant, build, opts, why in candidates(loaded, accepted, cfg, args):
-            row = {"implementation": name, "variant": variant, "options": opts}
-            if build is None:
-                row["skipped"] = why
-                print(f"{name:<26}{variant:<28}  skipped: {why}")
-            else:
-                try:
-                    row.update(train_and_eval(build, cfg, opts, train, test, args))
-                except Exception as exc:  # report and go on
-                    row["skipped"] = f"failed: {exc!r}"
-                    print(f"{name:<26}{variant:<28}  failed: {exc!r}")
-                else:
-                    print(f"{name:<26}{variant:<28}{row['snr_db']:>7.2f}{row['encode_ms']:>8.1f}"
-                          f"{row['train_s']:>8.1f}  {fmt_list(row['codes_used'], '.2f')} | "
-                          f"{fmt_list(row['perplexity'], '.0f')}")
-            rows.append(row)
-        results["configs"][key] = {**cfg, "bound_db": bound, "results": rows}
+    results = {"meta": meta, "configs": {key: run_config(key, loaded, accepted, args)
+                                         for key in args.configs.split(",")}}
     if args.out:
         write_json(args.out, results)
 

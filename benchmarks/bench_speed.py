@@ -5,22 +5,23 @@ encode + decode for each implementation, plus the k-means initialisation (the fi
 step) separately. The floor is the minimum work of a greedy RVQ: per stage one addmm
 distance, argmin, gather and subtract, forward and backward.
 
-    python benchmarks/bench_speed.py --out benchmarks/results/speed.json
-    python benchmarks/bench_speed.py --quick        # seconds-long smoke run
+    python -m benchmarks.bench_speed --out benchmarks/results/speed.json
+    python -m benchmarks.bench_speed --quick        # seconds-long smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _peers import encodec_kmeans_seconds, load_all, write_json
 from torch.utils.benchmark import Timer
+
+from benchmarks._common import load_average, run_meta, write_json
+from benchmarks._peers import encodec_kmeans_seconds, load_all
 
 # name: (batch, dim, time, num_quantizers, codebook_size, codebook_dim)
 CONFIGS = {
@@ -140,12 +141,9 @@ def main() -> None:
         args.min_time = 0.05
     torch.set_num_threads(args.threads)
     loaded = load_all(IMPLS)
-    meta = {"torch": torch.__version__, "machine": platform.machine(),
-            "processor": platform.processor() or platform.platform(),
-            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "min_run_time_s": args.min_time, "loadavg_start": os.getloadavg()}
+    meta = run_meta(threads=torch.get_num_threads(), min_run_time_s=args.min_time)
     print("speed | " + ", ".join(f"{k} {v}" for k, v in meta.items()))
-    busy = os.getloadavg()[0] - 0.5 * (os.cpu_count() or 1)
+    busy = load_average()[0] - 0.5 * (os.cpu_count() or 1)
     if busy > 0:
         print("warning: other processes are using the CPUs; with 2 threads every parallel op "
               "waits for both, so timings are inflated, most for many small ops")
@@ -153,7 +151,7 @@ def main() -> None:
     for key, cfg in configs.items():
         results["configs"][key] = bench_config(key, cfg, loaded, args)
         print_config(key, results["configs"][key])
-    meta["loadavg_end"] = os.getloadavg()
+    meta["loadavg_end"] = load_average()
     print(f"\nload average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}")
     if args.out:
         write_json(args.out, results)

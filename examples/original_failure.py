@@ -10,6 +10,9 @@ The failing recipe: a learnable output scale initialised at 3.0 and applied *aft
 * ``library``:   ``ScaledTanhHead`` + ``LossBalancer`` over L1, ``rms_scale_loss`` and
   ``MultiScaleMelLoss``.
 
+The codec, its data and its training loop (:func:`train`) are also what
+``benchmarks/bench_failure_modes.py`` measures, with more heads and loss recipes.
+
 Run: ``python examples/original_failure.py`` (under a minute on a laptop CPU).
 """
 
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +51,14 @@ def naive_percept(y: Tensor, x: Tensor) -> Tensor:
     return (mag(y) - mag(x)).square().mean()
 
 
+def mel_loss() -> MultiScaleMelLoss:
+    """The mel distance used for training (``library`` recipe) and for the held-out figures."""
+    return MultiScaleMelLoss(SR, window_lengths=(64, 256, 1024), n_mels=(10, 40, 80))
+
+
 class TinyCodec(nn.Module):
+    """Two strided convolutions, a 4 x 64 ``ResidualVQ`` and a mirrored decoder, then ``head``."""
+
     def __init__(self, head: nn.Module) -> None:
         super().__init__()
         self.enc = nn.Sequential(nn.Conv1d(1, 32, 8, 4, 2), nn.GELU(), nn.Conv1d(32, 16, 8, 4, 2),
@@ -78,46 +90,109 @@ class ScaleAfterTanh(nn.Module):
         return self.scale * torch.tanh(h)
 
 
-def run(recipe: str, steps: int, batch: int, samples: int) -> dict[str, float]:
+# head name -> constructor
+HEADS: dict[str, Callable[[], nn.Module]] = {
+    "scale_after_tanh": ScaleAfterTanh,  # the original run's
+    "scaled_tanh": lambda: ScaledTanhHead(init_scale=1.0),
+}
+# loss recipe -> (LossBalancer weights, balance_grads); the VQ loss is always added outside
+LOSSES: dict[str, tuple[dict[str, float], bool]] = {
+    "l1": ({"recon": 1.0}, False),  # L1 + vq
+    "static": ({"recon": 2.0, "percept": 0.1}, False),  # the original run's fixed weights
+    "balanced": ({"recon": 2.0, "percept": 0.1}, True),  # the same, as gradient fractions
+    "library": ({"recon": 1.0, "scale": 1.0, "percept": 2.0}, True),
+}
+# the three runs this script compares: name -> (head, loss recipe)
+RECIPES = {"original": ("scale_after_tanh", "static"), "head+bal": ("scaled_tanh", "balanced"),
+           "library": ("scaled_tanh", "library")}
+
+
+class Step(NamedTuple):
+    """One training step, as :func:`train` hands it to its ``on_step`` callback."""
+
+    step: int  # 1-based
+    x: Tensor  # the batch, (B, 1, S)
+    y: Tensor  # the codec's output, detached, (B, 1, S)
+    losses: dict[str, Tensor]  # the balanced losses (``recon`` is the L1 distance)
+    balancer: LossBalancer
+
+
+def named_losses(recipe: str, y: Tensor, x: Tensor, mel: MultiScaleMelLoss) -> dict[str, Tensor]:
+    """The losses of loss recipe ``recipe`` (a key of :data:`LOSSES`) for output ``y``."""
+    recon = F.l1_loss(y, x)
+    if recipe == "library":
+        return {"recon": recon, "scale": rms_scale_loss(y, x), "percept": mel(y, x)}
+    if recipe == "l1":
+        return {"recon": recon}
+    return {"recon": recon, "percept": naive_percept(y, x)}
+
+
+def train(head: str, losses: str, steps: int, batch: int = 4, samples: int = 4096,
+          on_step: Callable[[Step], None] | None = None) -> TinyCodec:
+    """Train the seeded tiny codec with one head and one loss recipe (Adam, lr 3e-3).
+
+    Args:
+        head: a key of :data:`HEADS`.
+        losses: a key of :data:`LOSSES`.
+        steps: training steps.
+        batch: clips per step.
+        samples: samples per clip.
+        on_step: called after every optimizer step.
+
+    Returns:
+        The trained codec, in training mode.
+    """
     torch.manual_seed(0)
-    head = ScaleAfterTanh() if recipe == "original" else ScaledTanhHead(init_scale=1.0)
-    model = TinyCodec(head)
-    mel = MultiScaleMelLoss(SR, window_lengths=(64, 256, 1024), n_mels=(10, 40, 80))
-    if recipe == "original":  # static weights: a plain weighted sum, with share monitoring
-        balancer = LossBalancer({"recon": 2.0, "percept": 0.1}, balance_grads=False)
-    elif recipe == "head+bal":
-        balancer = LossBalancer({"recon": 2.0, "percept": 0.1})
-    else:
-        balancer = LossBalancer({"recon": 1.0, "scale": 1.0, "percept": 2.0})
+    model = TinyCodec(HEADS[head]())
+    mel = mel_loss()
+    weights, balance_grads = LOSSES[losses]
+    balancer = LossBalancer(weights, balance_grads=balance_grads)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
-    out: dict[str, float] = {}
     for step in range(1, steps + 1):
         x = speech_like(batch, samples, g)
         y, vq = model(x)
-        recon = F.l1_loss(y, x)
-        if recipe == "library":
-            losses = {"recon": recon, "scale": rms_scale_loss(y, x), "percept": mel(y, x)}
-        else:
-            losses = {"recon": recon, "percept": naive_percept(y, x)}
+        named = named_losses(losses, y, x, mel)
         opt.zero_grad()
-        balancer.backward(losses, y, unbalanced={"vq": vq})
+        balancer.backward(named, y, unbalanced={"vq": vq})
         opt.step()
-        if step == 1:
-            m = balancer.metrics
-            weighted = sum(w * m[f"{k}/value"] for k, w in balancer.weights.items())
-            out.update(loss1=weighted + m["vq/value"], recon1=m["recon/value"],
-                       percept1=m["percept/value"],
-                       share1=m["percept/share"], lo1=y.min().item(), hi1=y.max().item(),
-                       sat1=ScaledTanhHead.saturation(y).item())
+        if on_step is not None:
+            on_step(Step(step, x, y.detach(), named, balancer))
+    return model
+
+
+@torch.no_grad()
+def held_out(model: TinyCodec, samples: int = 4096) -> tuple[Tensor, Tensor]:
+    """The 16 held-out clips (seed 2) and the codec's output for them, in eval mode."""
     model.eval()
-    with torch.no_grad():
-        x = speech_like(16, samples, torch.Generator().manual_seed(2))
-        y, _ = model(x)
-        rms = (y.std(-1) / x.std(-1)).mean().item()
-        out.update(recon=F.l1_loss(y, x).item(), mel=mel(y, x).item(), rms_ratio=rms,
-                   lo=y.min().item(), hi=y.max().item(), x_lo=x.min().item(), x_hi=x.max().item(),
-                   sat=ScaledTanhHead.saturation(y).item())
+    x = speech_like(16, samples, torch.Generator().manual_seed(2))
+    return x, model(x)[0]
+
+
+def weighted_total(balancer: LossBalancer) -> float:
+    """``sum_i w_i loss_i + vq`` of the balancer's last step, from its metrics."""
+    m = balancer.metrics
+    return sum(w * m[f"{k}/value"] for k, w in balancer.weights.items()) + m["vq/value"]
+
+
+def run(recipe: str, steps: int, batch: int, samples: int) -> dict[str, float]:
+    """One of :data:`RECIPES`: the figures of its first step and of the held-out clips."""
+    out: dict[str, float] = {}
+
+    def first_step(s: Step) -> None:
+        if s.step == 1:
+            m = s.balancer.metrics
+            out.update(loss1=weighted_total(s.balancer), recon1=m["recon/value"],
+                       percept1=m["percept/value"], share1=m["percept/share"],
+                       lo1=s.y.min().item(), hi1=s.y.max().item(),
+                       sat1=ScaledTanhHead.saturation(s.y).item())
+
+    model = train(*RECIPES[recipe], steps, batch, samples, on_step=first_step)
+    x, y = held_out(model, samples)
+    rms = (y.std(-1) / x.std(-1)).mean().item()
+    out.update(recon=F.l1_loss(y, x).item(), mel=mel_loss()(y, x).item(), rms_ratio=rms,
+               lo=y.min().item(), hi=y.max().item(), x_lo=x.min().item(), x_hi=x.max().item(),
+               sat=ScaledTanhHead.saturation(y).item())
     return out
 
 
@@ -127,7 +202,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--samples", type=int, default=4096)
     args = parser.parse_args()
-    recipes = ("original", "head+bal", "library")
+    recipes = tuple(RECIPES)
     res = {r: run(r, args.steps, args.batch, args.samples) for r in recipes}
     rows = [
         ("step 1: sum_i w_i loss_i + vq", "{loss1:.3f}"),

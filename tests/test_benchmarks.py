@@ -8,16 +8,20 @@ import sys
 
 import pytest
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _bench(module: str, *args: str) -> None:
+    """Run ``python -m benchmarks.<module> args`` from the repository root; it must succeed."""
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.slow
 def test_rate_distortion_smoke(tmp_path):
     out = tmp_path / "rd.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "bench_rate_distortion.py"), "--quick",
-                           "--impls", "rvq_blocks", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    _bench("bench_rate_distortion", "--quick", "--impls", "rvq_blocks", "--out", str(out))
     results = json.loads(out.read_text())
     for config in results["configs"].values():
         rows = {r["variant"]: r for r in config["results"] if r["implementation"] == "rvq_blocks"}
@@ -70,11 +74,8 @@ def test_ddp_bench_reads_a_codec_checkpoint_with_a_header_line(tmp_path):
 def _bf16_agreement(tmp_path, state_name: str) -> dict:
     """Run bench_ddp.py's bf16 part on tmp_path/lat.pt and tmp_path/state_name; its JSON."""
     out = tmp_path / "ddp.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "bench_ddp.py"), "--skip_ddp",
-                           "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
-                           str(tmp_path / state_name), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    _bench("bench_ddp", "--skip_ddp", "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
+           str(tmp_path / state_name), "--out", str(out))
     return json.loads(out.read_text())["bf16"]
 
 
@@ -99,10 +100,9 @@ def _codec_quality_deps():
     pytest.importorskip("pystoi")
     if not (shutil.which("c2enc") and shutil.which("c2dec")):
         pytest.skip("Codec2 (c2enc/c2dec) is not installed: apt-get install codec2")
-    sys.path.insert(0, str(BENCH))
-    import bench_codec_quality
+    from examples.telugu_codec.studies import codec_quality
 
-    return bench_codec_quality
+    return codec_quality
 
 
 def test_codec_quality_bitrates_lengths_and_alignment(tmp_path):
@@ -166,8 +166,7 @@ def test_codec_quality_cli_writes_json_that_the_report_renders(tmp_path):
     from examples.telugu_codec.model import CodecConfig, TeluguCodec
 
     cq = _codec_quality_deps()
-    sys.path.insert(0, str(BENCH))
-    import report
+    from benchmarks import report
 
     cfg = CodecConfig(channels=4, num_quantizers=2, codebook_size=16)
     ckpt = save_checkpoint(tmp_path / "ckpt", {"config": cfg.to_dict(),
@@ -199,16 +198,6 @@ def test_codec_quality_cli_writes_json_that_the_report_renders(tmp_path):
 
 
 # ----------------------------------------------------------------- bench_codebook_usage.py
-def _load_usage_bench():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_codebook_usage",
-                                                  BENCH / "bench_codebook_usage.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _tiny_corpus(root: pathlib.Path) -> pathlib.Path:
     """train/ and heldout/ WAVs of tones in noise (1 s, 16 kHz)."""
     np = pytest.importorskip("numpy")
@@ -226,7 +215,9 @@ def _tiny_corpus(root: pathlib.Path) -> pathlib.Path:
 
 def test_codebook_usage_smoke(tmp_path):
     """Every variant on both models, tiny sizes, 2 steps: the JSON schema and the figures."""
-    bench = _load_usage_bench()
+    from benchmarks import bench_codebook_usage as bench
+    from benchmarks._usage_models import VARIANTS
+
     out = tmp_path / "usage.json"
     import torch
 
@@ -248,7 +239,7 @@ def test_codebook_usage_smoke(tmp_path):
         assert model["eval_frames"] == min(model["heldout_frames_available"],
                                            -(-12 * k // frames) * frames)
         rows = {r["variant"]: r for r in model["results"]}
-        assert list(rows) == list(bench.VARIANTS)
+        assert list(rows) == list(VARIANTS)
         for name, row in rows.items():
             if "skipped" in row:  # only the peer may be missing (it is in the bench extra)
                 assert name == "vqtorch", row
@@ -266,8 +257,7 @@ def test_codebook_usage_smoke(tmp_path):
             assert row["final"]["step"] == 2 and row["steps_run"] == 2
             assert row["s_per_step"] > 0
     # docs/benchmarks.md renders it: one row per quantizer, one column per checkpoint step
-    sys.path.insert(0, str(BENCH))
-    import report
+    from benchmarks import report
 
     text = report.codebook_usage(results, report.Figures(tmp_path / "img", draw=False))
     assert "| quantizer | step 1 | step 2 | SNR dB | SI-SNR dB | s/step |" in text
@@ -279,9 +269,10 @@ def test_codebook_usage_simvq_behaves_like_residual_vq():
     to the latents, and the codebook loss trains the linear map (not the frozen matrix)."""
     import torch
 
-    bench = _load_usage_bench()
+    from benchmarks._usage_models import SimVQ
+
     torch.manual_seed(0)
-    vq = bench.SimVQ(dim=6, num_quantizers=3, codebook_size=16)
+    vq = SimVQ(dim=6, num_quantizers=3, codebook_size=16)
     x = torch.randn(2, 6, 10, requires_grad=True)
     out = vq(x)
     assert out.indices.shape == (2, 3, 10)
