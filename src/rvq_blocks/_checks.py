@@ -286,3 +286,8 @@ class VersionedModule(nn.Module):
                       owner=type(self).__name__, migrations=self._state_migrations)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        self._after_load(state_dict, prefix)
+
+    def _after_load(self, state_dict: Mapping[str, Any], prefix: str) -> None:
+        """Called once this module's entries are loaded (``prefix`` + name in ``state_dict``):
+        for state kept outside buffers that follows from them."""

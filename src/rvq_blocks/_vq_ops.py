@@ -20,7 +20,7 @@ def tracing() -> bool:
     return torch.compiler.is_compiling() or bool(torch._C._get_tracing_state())
 
 
-def nearest(z: Tensor, codebook: Tensor, cosine: bool = False) -> Tensor:
+def nearest(z: Tensor, codebook: Tensor, cosine: bool) -> Tensor:
     """Index of the closest code for every row.
 
     Distances are computed in row blocks of about 2 MiB, so the block is still in cache when
@@ -66,7 +66,7 @@ def kmeans(
     z: Tensor,
     num_clusters: int,
     iters: int,
-    cosine: bool = False,
+    cosine: bool,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on the rows of ``z``, memory ``O(N K)``.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +17,13 @@ from . import _codebook as cb
 from . import _dist
 from . import _vq_ops as ops
 from ._checks import (
+    Migration,
+    VersionedModule,
     added_buffer,
     check_latents,
     check_mask,
     check_positive_int,
     check_range,
-    upgrade_state,
 )
 from ._compile import eager
 from .outputs import CodebookUsage, RVQOutput
@@ -42,7 +43,7 @@ class _Stages(NamedTuple):
 _OWNER = "ResidualVQ"
 
 
-class ResidualVQ(nn.Module):
+class ResidualVQ(VersionedModule):
     """A stack of vector quantizers, each coding what the previous ones left over.
 
     Stage ``k`` picks the code nearest to the residual ``r_k = x - (c_1 + ... + c_{k-1})``
@@ -147,6 +148,8 @@ class ResidualVQ(nn.Module):
     """
 
     _version = 2  # 2: adds ``unused_for`` (0.1.0 files load with zeros)
+    _state_migrations: ClassVar[Mapping[int, Migration]] = {
+        1: added_buffer("unused_for", "cluster_size")}
     codebook: Tensor
     embed_sum: Tensor  # registered only with ema=True
     cluster_size: Tensor
@@ -263,15 +266,7 @@ class ResidualVQ(nn.Module):
         self._pool, self._provisional = [], False
 
     @override
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
-                              local_metadata: dict[str, Any], strict: bool,
-                              missing_keys: list[str], unexpected_keys: list[str],
-                              error_msgs: list[str]) -> None:
-        # Layout 2 added ``unused_for``: layout-1 (0.1.0) entries get zero idle counters.
-        upgrade_state(state_dict, prefix, local_metadata, error_msgs, current=self._version,
-                      owner=_OWNER, migrations={1: added_buffer("unused_for", "cluster_size")})
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+    def _after_load(self, state_dict: Mapping[str, Any], prefix: str) -> None:
         key = prefix + "initialized"
         if key in state_dict:
             self._needs_init = not bool(state_dict[key])
