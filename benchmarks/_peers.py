@@ -20,7 +20,7 @@ import importlib.util
 import inspect
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import torch
@@ -31,10 +31,12 @@ Loader = tuple[Callable[..., "Adapter"] | None, str]
 
 
 class Adapter:
+    """One implementation behind the calls every benchmark makes (see the module docstring)."""
+
     name = "?"
     learns_by_gradient = False
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module) -> None:
         self.module = module
 
     def train_step(self, x: Tensor) -> None:
@@ -49,6 +51,7 @@ class Adapter:
         """Only EnCodec needs this (see EncodecAdapter.prime)."""
 
     def parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters (empty for codebooks updated by EMA)."""
         return [p for p in self.module.parameters() if p.requires_grad]
 
 
@@ -60,7 +63,8 @@ class Floor(nn.Module):
     the projections receive gradients through a straight-through estimator.
     """
 
-    def __init__(self, dim: int, num_quantizers: int, codebook_size: int, codebook_dim=None):
+    def __init__(self, dim: int, num_quantizers: int, codebook_size: int,
+                 codebook_dim: int | None = None) -> None:
         super().__init__()
         cdim = codebook_dim or dim
         self.factorized = codebook_dim is not None and codebook_dim != dim
@@ -69,7 +73,8 @@ class Floor(nn.Module):
             self.w_in = nn.Parameter(torch.randn(num_quantizers, cdim, dim) / dim**0.5)
             self.w_out = nn.Parameter(torch.randn(num_quantizers, dim, cdim) / cdim**0.5)
 
-    def _stages(self, flat: Tensor, keep_codes: bool):
+    def _stages(self, flat: Tensor,
+                keep_codes: bool) -> tuple[Tensor, Tensor, list[Tensor], Tensor | float]:
         residual, quantized, codes, aux = flat.detach(), 0.0, [], 0.0
         norms = self.codebooks.pow(2).sum(-1)
         for q, codebook in enumerate(self.codebooks):
@@ -114,19 +119,22 @@ class Floor(nn.Module):
 
 
 class FloorAdapter(Adapter):
+    """The floor."""
+
     name = "floor"
 
-    def forward_train(self, x):
+    def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.module(x)
 
-    def encode(self, x):
+    def encode(self, x: Tensor) -> Tensor:
         return self.module.encode(x)
 
-    def decode(self, codes):
+    def decode(self, codes: Tensor) -> Tensor:
         return self.module.decode(codes)
 
 
 def load_floor() -> Loader:
+    """The floor's builder (always available)."""
     def build(dim, num_quantizers, codebook_size, codebook_dim=None, **_):
         return FloorAdapter(Floor(dim, num_quantizers, codebook_size, codebook_dim))
 
@@ -135,19 +143,21 @@ def load_floor() -> Loader:
 
 # ---------------------------------------------------------------------------------- rvq_blocks
 class RvqBlocksAdapter(Adapter):
+    """``rvq_blocks.ResidualVQ``."""
+
     name = "rvq_blocks"
 
-    def forward_train(self, x):
+    def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = self.module(x)
         return out.quantized, out.loss
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: Tensor) -> Tensor:
         self.module.eval()
         return self.module.encode(x)
 
     @torch.no_grad()
-    def decode(self, codes):
+    def decode(self, codes: Tensor) -> Tensor:
         self.module.eval()
         return self.module.decode(codes)
 
@@ -162,6 +172,7 @@ def rvq_blocks_options() -> set[str]:
 
 
 def load_rvq_blocks() -> Loader:
+    """The builder of ``rvq_blocks.ResidualVQ`` with the training machinery on."""
     try:
         from rvq_blocks import ResidualVQ
     except Exception as exc:
@@ -182,24 +193,27 @@ def load_rvq_blocks() -> Loader:
 
 # ------------------------------------------------------------------ vector-quantize-pytorch
 class VqpAdapter(Adapter):
+    """vector-quantize-pytorch's ``ResidualVQ`` (channel-last inside)."""
+
     name = "vector-quantize-pytorch"
 
-    def forward_train(self, x):
+    def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         quantized, _, losses = self.module(x.transpose(1, 2))
         return quantized.transpose(1, 2), losses.sum()
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: Tensor) -> Tensor:
         self.module.eval()
         _, indices, _ = self.module(x.transpose(1, 2))
         return indices.transpose(1, 2)
 
     @torch.no_grad()
-    def decode(self, codes):
+    def decode(self, codes: Tensor) -> Tensor:
         return self.module.get_output_from_indices(codes.transpose(1, 2)).transpose(1, 2)
 
 
 def load_vqp() -> Loader:
+    """The builder of vector-quantize-pytorch's ``ResidualVQ``, or why it is missing."""
     try:
         from vector_quantize_pytorch import ResidualVQ
     except Exception as exc:
@@ -218,7 +232,7 @@ def load_vqp() -> Loader:
 
 # ------------------------------------------------------------------------------ EnCodec 0.1.1
 @contextlib.contextmanager
-def _stub_modules(**stubs: types.ModuleType):
+def _stub_modules(**stubs: types.ModuleType) -> Iterator[None]:
     """Temporarily place stub modules in sys.modules (only where the real one is absent)."""
     added = [name for name in stubs if name not in sys.modules]
     for name in added:
@@ -231,24 +245,26 @@ def _stub_modules(**stubs: types.ModuleType):
 
 
 class EncodecAdapter(Adapter):
+    """EnCodec's ``ResidualVectorQuantization`` (codes ``(Q, B, T)`` inside)."""
+
     name = "EnCodec"
 
-    def forward_train(self, x):
+    def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         quantized, _, losses = self.module(x)
         return quantized, losses.mean()
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: Tensor) -> Tensor:
         self.module.eval()
         return self.module.encode(x).transpose(0, 1)
 
     @torch.no_grad()
-    def decode(self, codes):
+    def decode(self, codes: Tensor) -> Tensor:
         self.module.eval()
         return self.module.decode(codes.transpose(0, 1))
 
     @torch.no_grad()
-    def prime(self, x):
+    def prime(self, x: Tensor) -> None:
         """Seed each codebook from the data without k-means (k-means is timed separately)."""
         residual = x
         for layer in self.module.layers:
@@ -263,6 +279,7 @@ class EncodecAdapter(Adapter):
 
 
 def load_encodec() -> Loader:
+    """The builder of EnCodec 0.1.1's quantizer, or why it is missing."""
     torchaudio_ok = importlib.util.find_spec("torchaudio") is not None
     stub = types.ModuleType("torchaudio")  # encodec/utils.py imports it; the quantizer never does
     try:
@@ -305,20 +322,22 @@ def encodec_kmeans_seconds(adapter: EncodecAdapter, x: Tensor, iters: int, total
 
 # -------------------------------------------------------------------------------- DAC 1.0.0
 class DacAdapter(Adapter):
+    """DAC's ``ResidualVectorQuantize`` (codebooks learned by gradient)."""
+
     name = "DAC"
     learns_by_gradient = True
 
-    def forward_train(self, x):
+    def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z_q, _, _, commitment, codebook = self.module(x)
         return z_q, 0.25 * commitment + 1.0 * codebook  # DAC's loss weights
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: Tensor) -> Tensor:
         self.module.eval()
         return self.module(x)[1]
 
     @torch.no_grad()
-    def decode(self, codes):
+    def decode(self, codes: Tensor) -> Tensor:
         return self.module.from_codes(codes)[0]
 
 
@@ -367,7 +386,7 @@ LOADERS = {
 }
 
 
-def load_all(names=None) -> dict[str, Loader]:
+def load_all(names: Collection[str] | None = None) -> dict[str, Loader]:
     """Name -> (build or None, reason). Warnings from the peers' imports are silenced."""
     import warnings
 

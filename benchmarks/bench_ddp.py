@@ -121,6 +121,7 @@ def _rank_main(rank: int, world: int, init_file: str, out_file: str, cfg: dict,
 
 
 def run_ranks(world: int, cfg: dict, sync: bool | None) -> dict:
+    """:func:`_time_steps` on ``world`` spawned gloo ranks; rank 0's timings."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
         mp.start_processes(_rank_main, args=(world, os.path.join(tmp, "store"), out, cfg, sync),
@@ -231,6 +232,7 @@ def _load_rvq(path: str | None, lat: torch.Tensor, args: argparse.Namespace) \
 
 
 def bf16_agreement(args: argparse.Namespace) -> dict:
+    """Code agreement between float32 latents and the same latents rounded to bfloat16."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     lat, lat_note = _load_latents(args.latents, args.quick)

@@ -14,13 +14,21 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks._common import run_meta, write_json
-from benchmarks._peers import encodec_kmeans_seconds, load_all, rvq_blocks_options
+from benchmarks._peers import (
+    Adapter,
+    Loader,
+    encodec_kmeans_seconds,
+    load_all,
+    rvq_blocks_options,
+)
 
 # rvq_blocks option variants, reported separately. A variant whose keywords the installed
 # ResidualVQ constructor does not accept is listed as skipped.
@@ -45,6 +53,7 @@ DAC_LR = 1e-3  # Adam learning rate for implementations that learn codebooks by 
 
 
 def shannon_bound_db(dim: int, num_quantizers: int, codebook_size: int) -> float:
+    """The rate-distortion bound of a unit Gaussian at ``Q * log2(K) / D`` bits a dimension."""
     return 6.02 * num_quantizers * math.log2(codebook_size) / dim
 
 
@@ -60,7 +69,10 @@ def code_stats(codes: torch.Tensor, codebook_size: int) -> tuple[list[float], li
     return used, perplexity
 
 
-def train_and_eval(build, cfg, opts, train, test, args) -> dict:
+def train_and_eval(build: Callable[..., Adapter], cfg: dict[str, int], opts: dict[str, Any],
+                   train: torch.Tensor, test: torch.Tensor,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """Train one implementation for ``args.steps`` minibatches; its held-out figures."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)  # same minibatches for everyone
     adapter = build(cfg["dim"], cfg["num_quantizers"], cfg["codebook_size"], **opts)
@@ -96,7 +108,9 @@ def train_and_eval(build, cfg, opts, train, test, args) -> dict:
             "encode_ms": 1e3 * sorted(encode_times)[1], "train_s": train_s}
 
 
-def candidates(loaded, accepted, cfg, args):
+def candidates(loaded: dict[str, Loader], accepted: set[str], cfg: dict[str, int],
+               args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[..., Adapter] | None,
+                                                          dict[str, Any], str]]:
     """(implementation, variant, build or None, options, reason) in report order."""
     build, why = loaded["rvq_blocks"]
     for variant, opts in VARIANTS:
@@ -121,7 +135,9 @@ def candidates(loaded, accepted, cfg, args):
         yield name, "defaults", build, {}, why
 
 
-def encodec_kmeans_estimate(build, cfg, batch) -> float:
+def encodec_kmeans_estimate(build: Callable[..., Adapter], cfg: dict[str, int],
+                            batch: int) -> float:
+    """Estimated seconds of EnCodec's k-means init on one ``batch`` of this config."""
     adapter = build(cfg["dim"], cfg["num_quantizers"], cfg["codebook_size"])
     x = torch.randn(1, cfg["dim"], batch)
     return encodec_kmeans_seconds(adapter, x, iters=1, total_iters=50)
@@ -132,7 +148,8 @@ def fmt_list(values: list[float], spec: str) -> str:
     return " ".join(format(v, spec) for v in values)
 
 
-def run_config(key: str, loaded: dict, accepted: set[str], args: argparse.Namespace) -> dict:
+def run_config(key: str, loaded: dict[str, Loader], accepted: set[str],
+               args: argparse.Namespace) -> dict[str, Any]:
     """Every candidate on config ``key``: its JSON entry, rows printed as they come."""
     cfg = {**CONFIGS, **QUICK_CONFIGS}[key]
     bound = shannon_bound_db(**cfg)

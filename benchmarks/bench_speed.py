@@ -15,13 +15,15 @@ import argparse
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.benchmark import Timer
 
 from benchmarks._common import load_average, run_meta, write_json
-from benchmarks._peers import encodec_kmeans_seconds, load_all
+from benchmarks._peers import Adapter, Loader, encodec_kmeans_seconds, load_all
 
 # name: (batch, dim, time, num_quantizers, codebook_size, codebook_dim)
 CONFIGS = {
@@ -41,14 +43,16 @@ OPTIONS = {
 }
 
 
-def timeit(fn, threads: int, min_run_time: float) -> dict:
+def timeit(fn: Callable[[], Any], threads: int, min_run_time: float) -> dict[str, float]:
+    """Median, min and max milliseconds of ``fn()`` over blocks of runs, and the run count."""
     m = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).blocked_autorange(
         min_run_time=min_run_time)
     return {"median_ms": 1e3 * m.median, "min_ms": 1e3 * min(m.times),
             "max_ms": 1e3 * max(m.times), "runs": len(m.times) * m.number_per_run}
 
 
-def kmeans_init(name: str, adapter, x, max_kmeans_s: float) -> tuple[float | None, str]:
+def kmeans_init(name: str, adapter: Adapter, x: torch.Tensor,
+                max_kmeans_s: float) -> tuple[float | None, str]:
     """Seconds of the first training forward (k-means included) and a note."""
     if name == "EnCodec":
         est = encodec_kmeans_seconds(adapter, x, iters=1, total_iters=50)
@@ -62,7 +66,9 @@ def kmeans_init(name: str, adapter, x, max_kmeans_s: float) -> tuple[float | Non
     return time.perf_counter() - t0, "first training step (forward + backward)"
 
 
-def bench_config(key, cfg, loaded, args) -> dict:
+def bench_config(key: str, cfg: tuple, loaded: dict[str, Loader],
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """Train and eval timings of every implementation on one config, with ratios."""
     b, d, t, nq, k, cdim = cfg
     x = torch.randn(b, d, t)
     rows = {}
@@ -97,15 +103,18 @@ def bench_config(key, cfg, loaded, args) -> dict:
             "codebook_dim": cdim, "results": rows}
 
 
-def fmt_time(m: dict) -> str:
+def fmt_time(m: dict[str, float]) -> str:
+    """``median (min-max)`` in ms."""
     return f"{m['median_ms']:8.1f} ({m['min_ms']:.1f}-{m['max_ms']:.1f})"
 
 
-def fmt_ratio(v) -> str:
+def fmt_ratio(v: float | None) -> str:
+    """A ratio to two decimals, or ``-``."""
     return f"{v:6.2f}" if v is not None else f"{'-':>6}"
 
 
-def print_config(key: str, res: dict) -> None:
+def print_config(key: str, res: dict[str, Any]) -> None:
+    """The table of one config."""
     print(f"\n== {key}: batch {res['batch']}, dim {res['dim']}, time {res['time']}, "
           f"{res['num_quantizers']} x {res['codebook_size']} codes, codebook_dim "
           f"{res['codebook_dim'] or res['dim']} ==")
@@ -126,6 +135,7 @@ def print_config(key: str, res: dict) -> None:
 
 
 def main() -> None:
+    """Time every implementation on every selected config."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {list(CONFIGS)}")
     ap.add_argument("--threads", type=int, default=2)

@@ -197,6 +197,7 @@ def run(recipe: str, steps: int, batch: int, samples: int) -> dict[str, float]:
 
 
 def main() -> None:
+    """Run the three recipes and print their figures side by side."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=4)
