@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -77,124 +76,6 @@ def _bf16_agreement(tmp_path, state_name: str) -> dict:
     _bench("bench_ddp", "--skip_ddp", "--latents", str(tmp_path / "lat.pt"), "--rvq_state",
            str(tmp_path / state_name), "--out", str(out))
     return json.loads(out.read_text())["bf16"]
-
-
-def _synthetic_clips(seconds: float = 1.5, sr: int = 16000) -> list:
-    """A chirp (200 Hz -> 2 kHz) and a speech-like harmonic tone (f0 130 Hz, 3 Hz envelope)."""
-    import numpy as np
-
-    from examples.telugu_codec.data import Clip
-
-    t = np.arange(int(seconds * sr)) / sr
-    chirp = 0.3 * np.sin(2 * np.pi * (200 * t + 600 * t**2))
-    envelope = 0.5 * (1 - np.cos(2 * np.pi * 3 * t))
-    voiced = 0.1 * envelope * sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 20))
-    return [Clip("chirp.wav", chirp.astype(np.float32)), Clip("voiced.wav",
-                                                               voiced.astype(np.float32))]
-
-
-def _codec_quality_deps():
-    pytest.importorskip("soundfile")
-    pytest.importorskip("soxr")
-    pytest.importorskip("pesq")
-    pytest.importorskip("pystoi")
-    if not (shutil.which("c2enc") and shutil.which("c2dec")):
-        pytest.skip("Codec2 (c2enc/c2dec) is not installed: apt-get install codec2")
-    from examples.telugu_codec.studies import codec_quality
-
-    return codec_quality
-
-
-def test_codec_quality_bitrates_lengths_and_alignment(tmp_path):
-    """Every coder on two short synthetic clips with a tiny untrained codec: measured bitrates,
-    output lengths, and the delay search."""
-    import numpy as np
-
-    from examples.telugu_codec.metrics import snr
-    from examples.telugu_codec.model import CodecConfig, TeluguCodec
-
-    cq = _codec_quality_deps()
-    clips = _synthetic_clips()
-    model = TeluguCodec(CodecConfig(channels=4, num_quantizers=2, codebook_size=16)).eval()
-    rows = cq.run(model, {"synth": clips}, opus_kbps=(6, 16), codec2_modes=("3200", "700C"),
-                  log=lambda *_: None)
-    by = {(r["system"], r["setting"]): r for r in rows}
-    assert set(by) == {("telugu_codec", "2 of 2 quantizers"), ("telugu_codec", "1 of 2 quantizers"),
-                       ("opus", "target 6 kbps"), ("opus", "target 16 kbps"),
-                       ("codec2", "mode 3200"), ("codec2", "mode 700C"),
-                       ("resample_8k", "16 -> 8 -> 16 kHz, no coding")}
-    # 1.5 s is 75 frames of 320 samples: n x 4 bits x 50 Hz exactly.
-    assert by["telugu_codec", "2 of 2 quantizers"]["payload_kbps"] == 0.4
-    assert by["telugu_codec", "1 of 2 quantizers"]["payload_kbps"] == 0.2
-    for target in (6, 16):
-        r = by["opus", f"target {target} kbps"]
-        assert 0.7 * target < r["payload_kbps"] < 1.3 * target, r
-        assert r["kbps"] > r["payload_kbps"] + 1  # the Ogg pages and headers of short files
-        assert r["decoded_length_equals_input"]
-        assert abs(r["lag_samples"]) <= 2  # libsndfile removes the pre-skip itself
-    assert by["opus", "target 16 kbps"]["metrics"]["snr"] > \
-        by["opus", "target 6 kbps"]["metrics"]["snr"] + 3
-    # Headerless Codec2 files: whole bytes per frame (700C: 28 bits in 4 bytes).
-    assert by["codec2", "mode 3200"]["kbps"] == 3.2
-    assert by["codec2", "mode 700C"]["kbps"] == 0.8
-    assert 5 < by["codec2", "mode 3200"]["lag_ms"] < 40
-    assert by["resample_8k", "16 -> 8 -> 16 kHz, no coding"]["metrics"]["snr"] > 30
-    assert all("pesq_wb" in r["metrics"] and "stoi" in r["metrics"] for r in rows)
-
-    x = clips[1].audio
-    outs, frames = cq.codec_roundtrip(model, x, [2, 1])
-    assert frames == 75 and all(len(y) == len(x) for y in outs.values())
-    decoded, _, _ = cq.opus_roundtrip(x, cq.opus_level(16000))
-    assert len(decoded) == len(x)
-    y, _, samples_8k = cq.codec2_roundtrip(x, "3200", tmp_path)
-    assert samples_8k % 160 == 0 and len(y) >= len(x) + 0.09 * 16000
-    # A decoder that kept Opus's pre-skip (312 samples at 48 kHz = 104 at 16 kHz) lags by 104:
-    # the search finds it, and aligning restores the SNR.
-    late = np.concatenate([np.zeros(104, np.float32), decoded])
-    lag, corr, corr0 = cq.estimate_lag([x], [late], 320)
-    assert lag == 104 and corr > 0.9 > corr0
-    aligned = cq.shift(late, lag, len(x))
-    assert len(aligned) == len(x)
-    assert snr(x, aligned) > snr(x, late[:len(x)]) + 15
-
-
-def test_codec_quality_cli_writes_json_that_the_report_renders(tmp_path):
-    import soundfile as sf
-    import torch
-
-    from examples.telugu_codec.checkpoint import save_checkpoint
-    from examples.telugu_codec.model import CodecConfig, TeluguCodec
-
-    cq = _codec_quality_deps()
-    from benchmarks import report
-
-    cfg = CodecConfig(channels=4, num_quantizers=2, codebook_size=16)
-    ckpt = save_checkpoint(tmp_path / "ckpt", {"config": cfg.to_dict(),
-                                               "model": TeluguCodec(cfg).state_dict()})
-    for split, clip in zip(("train", "heldout", "heldout"), [*_synthetic_clips()[:1],
-                                                             *_synthetic_clips()], strict=True):
-        (tmp_path / "corpus" / split).mkdir(parents=True, exist_ok=True)
-        sf.write(tmp_path / "corpus" / split / clip.name, clip.audio, 16000, subtype="PCM_16")
-    out = tmp_path / "results" / "codec_quality.json"
-    threads = torch.get_num_threads()
-    try:
-        assert cq.main(["--checkpoint", str(ckpt), "--corpus", str(tmp_path / "corpus"),
-                        "--max_seconds", "2", "--opus_kbps", "8", "--codec2_modes", "1600",
-                        "--no_perceptual", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    data = json.loads(out.read_text())
-    assert data["sets"]["heldout"]["clips"] == 1  # 1.5 s each: the second would pass 2 s
-    assert [r["system"] for r in data["results"]] == ["telugu_codec", "telugu_codec", "opus",
-                                                     "codec2", "resample_8k"]
-    assert data["model"]["full_kbps"] == 0.4
-    assert "--max_seconds 2" in data["meta"]["command"]
-    assert data["meta"]["libopus"].startswith("libopus")
-    text = report.render(out.parent)["benchmarks.md"]
-    assert "## Codec quality against Opus and Codec2" in text
-    assert "| **Telugu codec** | 2 of 2 quantizers | 0.40 |" in text
-    # Without its JSON the section is left out, not noted.
-    assert "codec_quality" not in report.render(tmp_path / "ckpt")["benchmarks.md"]
 
 
 # ----------------------------------------------------------------- bench_codebook_usage.py

@@ -173,7 +173,7 @@ def _telugu_ablation(names=("baseline", "head_clamp")) -> dict:
                       for s in range(1, 6)]}
     return {"meta": {"torch": "2.x", "machine": "x86_64", "threads": 1, "epochs": 5,
                      "steps_per_epoch": 80, "batch_size": 16, "seed": 0,
-                     "command": "python benchmarks/bench_telugu_ablation.py"},
+                     "command": "python -m examples.telugu_codec.studies.ablation"},
             "variants": variants}
 
 

@@ -167,7 +167,7 @@ def walkthrough_quality_values(data: dict) -> dict[str, str]:
 def walkthrough_quality(results: dict[str, dict], fig: Figures) -> str:
     """The matched-bitrate table with SI-SNR and mel distance."""
     if FILE not in results:
-        return not_yet(FILE, "`benchmarks/bench_codec_quality.py`")
+        return not_yet(FILE, "`python -m examples.telugu_codec.studies.codec_quality`")
     return matched(results[FILE], full=True)
 
 

@@ -3,7 +3,7 @@ the batch-global RMS loss (``results/failure_modes.json``)."""
 
 from __future__ import annotations
 
-from .failure_modes import FILE, PAGE, steps_plot
+from .failure_modes import FILE, PAGE, config_values, span, steps_plot
 from .fmt import num, pct, table
 from .registry import Figures, section, values
 
@@ -12,16 +12,12 @@ SHORT = {"buggy": "fixed weights", "fixed": "LossBalancer, same weights",
          "original": "original run", "library": "library recipe"}
 
 
-def _span(s: dict, lo: str = "lo", hi: str = "hi") -> str:
-    return f"[{s[lo]:+.2f}, {s[hi]:+.2f}]"
-
-
 def _head_rows(b: dict, f: dict, steps: int) -> list[list[str]]:
     b1, f1, bh, fh = b["first_step"], f["first_step"], b["held_out"], f["held_out"]
     return [
         ["step 1: loss (L1 + vq)", num(b1["loss"], 3), num(f1["loss"], 3)],
-        [f"step 1: output range (input range {_span(b1, 'x_lo', 'x_hi')})", _span(b1),
-         _span(f1)],
+        [f"step 1: output range (input range {span(b1, 'x_lo', 'x_hi')})", span(b1),
+         span(f1)],
         ["step 1: saturation (share of samples with magnitude > 0.99)",
          pct(b1["saturation"], 1), pct(f1["saturation"], 1)],
         [f"step {steps}: held-out L1", f"{bh['l1']:.4f}", f"{fh['l1']:.4f}"],
@@ -55,10 +51,8 @@ def head_table(data: dict, fig: Figures) -> str:
 @values(PAGE, "head", FILE)
 def head_values(data: dict) -> dict[str, str]:
     """The tiny codec's batch, loss, optimiser and steps."""
-    c = data["head"]["config"]
-    return {"batch": f"{c['batch']}", "samples": f"{c['samples']:,}",
-            "sample_rate": f"{c['sample_rate']:,}", "loss": f"{c['loss']}",
-            "optimizer": f"{c['optimizer']}", "steps": f"{c['steps']}"}
+    return config_values(data["head"]["config"], ("batch", "loss", "optimizer", "steps"),
+                         counts=("samples", "sample_rate"))
 
 
 @section(PAGE, "fm_balancer", FILE)
@@ -85,8 +79,7 @@ def balancer_table(data: dict, fig: Figures) -> str:
 @values(PAGE, "bal", FILE)
 def balancer_values(data: dict) -> dict[str, str]:
     """The perceptual loss, the head and the steps."""
-    c = data["balancer"]["config"]
-    return {"percept": f"{c['percept']}", "head": f"{c['head']}", "steps": f"{c['steps']}"}
+    return config_values(data["balancer"]["config"], ("percept", "head", "steps"))
 
 
 @section(PAGE, "fm_rms_cases", FILE)
@@ -125,9 +118,7 @@ def rms_fits(data: dict, fig: Figures) -> str:
 def rms_values(data: dict) -> dict[str, str]:
     """The targets, the fit and the DC offsets the batch loss ends with."""
     d = data["rms"]
-    c = d["config"]
-    targets = ", ".join(f"{t:g}" for t in c["target_rms"])
-    return {"batch": f"{c['batch']}", "samples": f"{c['samples']:,}",
-            "targets": targets, "answer": f"`a_b = {targets}`", "fit": f"{c['fit']}",
-            "fit_steps": f"{c['fit_steps']}",
+    targets = ", ".join(f"{t:g}" for t in d["config"]["target_rms"])
+    return {**config_values(d["config"], ("batch", "fit", "fit_steps"), counts=("samples",)),
+            "targets": targets, "answer": f"`a_b = {targets}`",
             "dc": f"{max(abs(v) for v in d['fits']['batch']['dc']):.2f}"}

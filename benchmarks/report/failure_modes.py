@@ -5,16 +5,17 @@ losses).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .fmt import machine, num, pct, table
 from .registry import Figures, section, values
 
 PAGE = "docs/failure_modes.md"
 FILE = "failure_modes.json"
-COMMANDS = ("python benchmarks/bench_failure_modes.py   # about {wall} on one core; rewrites "
-            "this page\nmake report                                # re-renders it from the "
-            "JSON, without re-running")
+COMMANDS = ("python -m benchmarks.bench_failure_modes   # about {wall} on one core; "
+            "writes the JSON\n"
+            "make report                                # renders this page and its plots "
+            "from it")
 
 
 def steps_plot(ax, curves: dict[str, list[float]], title: str, ylabel: str,
@@ -31,20 +32,44 @@ def steps_plot(ax, curves: dict[str, list[float]], title: str, ylabel: str,
     ax.legend(fontsize=7)
 
 
-def _used(codes: list[float]) -> str:
-    return "/".join(pct(u) for u in codes)
+def span(s: dict, lo: str = "lo", hi: str = "hi") -> str:
+    """``[lo, hi]`` of ``s`` with signs, two decimals."""
+    return f"[{s[lo]:+.2f}, {s[hi]:+.2f}]"
 
 
-def _codebook_row(cb: dict) -> tuple[str, str, str, str]:
-    b, f = cb["buggy"], cb["fixed"]
-    return ("no codebook loss (learned codebook)",
-            f"codebook moved {pct(b['codebook_drift'])}; held-out SNR "
-            f"{num(b['held_out_snr_db'])} dB; codes used {_used(b['held_out_codes_used'])}",
-            f"moved {pct(f['codebook_drift'])}; {num(f['held_out_snr_db'])} dB; "
-            f"{_used(f['held_out_codes_used'])}", "no-codebook-loss")
+def config_values(c: dict, keys: Iterable[str] = (), counts: Iterable[str] = ()) -> dict[str, str]:
+    """``c[k]`` as written for each of ``keys``, with thousands separators for each of
+    ``counts``: the configuration figures of an experiment's prose."""
+    return {**{k: f"{c[k]}" for k in keys}, **{k: f"{c[k]:,}" for k in counts}}
 
 
-def _ste_row(ste: dict) -> tuple[str, str, str, str]:
+Row = tuple[str, str, str, str]
+
+
+def _paired(label: str, anchor: str, d: dict, figures: Callable[[dict], dict[str, str]],
+            buggy: str, fixed: str) -> Row:
+    """A failure whose two sides show the same figures: ``figures`` picks them from
+    ``d["buggy"]`` and from ``d["fixed"]``, the templates ``buggy`` and ``fixed`` word them."""
+    return (label, buggy.format(**figures(d["buggy"])), fixed.format(**figures(d["fixed"])),
+            anchor)
+
+
+def _codebook_figures(s: dict) -> dict[str, str]:
+    return {"moved": pct(s["codebook_drift"]), "snr": num(s["held_out_snr_db"]),
+            "used": "/".join(pct(u) for u in s["held_out_codes_used"])}
+
+
+def _head_figures(s: dict) -> dict[str, str]:
+    first = s["first_step"]
+    return {"l1": num(first["l1"], 3), "range": span(first), "sat": pct(first["saturation"])}
+
+
+def _balancer_figures(s: dict) -> dict[str, str]:
+    return {"share": pct(s["first_step"]["percept_share"], 1),
+            "mean": pct(s["mean_percept_share"], 1)}
+
+
+def _ste_row(ste: dict) -> Row:
     live = ste["ste_after_loop_live_codes"]["codebook_grad_rel_err"]
     return ("straight-through estimator in the wrong place",
             f"`d quantized / d x` = {ste['ste_per_stage']['dq_dx']:g} (STE per stage) or "
@@ -54,7 +79,7 @@ def _ste_row(ste: dict) -> tuple[str, str, str, str]:
             "straight-through-estimator")
 
 
-def _summed_row(summed: list[dict]) -> tuple[str, str, str, str]:
+def _summed_row(summed: list[dict]) -> Row:
     q1, q8 = summed[0], summed[-1]
     return (f"VQ losses summed over Q = 1..{q8['num_quantizers']}",
             f"{num(q1['summed'], 3)} -> {num(q8['summed'], 3)} ({q8['summed_over_q1']:.2f}x)",
@@ -62,25 +87,7 @@ def _summed_row(summed: list[dict]) -> tuple[str, str, str, str]:
             f"({q8['averaged_over_q1']:.2f}x)", "summed-vq-losses")
 
 
-def _head_row(head: dict) -> tuple[str, str, str, str]:
-    hb, hf = head["buggy"]["first_step"], head["fixed"]["first_step"]
-    return ("output scale 3.0 outside the tanh",
-            f"first-step L1 {num(hb['l1'], 3)}; output [{hb['lo']:+.2f}, {hb['hi']:+.2f}]; "
-            f"{pct(hb['saturation'])} saturated",
-            f"L1 {num(hf['l1'], 3)}; [{hf['lo']:+.2f}, {hf['hi']:+.2f}]; "
-            f"{pct(hf['saturation'])} saturated", "output-scale-30-outside-the-tanh")
-
-
-def _balancer_row(bal: dict) -> tuple[str, str, str, str]:
-    b, f = bal["buggy"], bal["fixed"]
-    return ("fixed weights `2.0 * recon + 0.1 * percept`",
-            f"percept takes {pct(b['first_step']['percept_share'], 1)} of the gradient "
-            f"at step 1 (mean {pct(b['mean_percept_share'], 1)})",
-            f"{pct(f['first_step']['percept_share'], 1)} (mean "
-            f"{pct(f['mean_percept_share'], 1)}), as the weights say", "unbalanced-loss-weights")
-
-
-def _rms_row(rms: dict) -> tuple[str, str, str, str]:
+def _rms_row(rms: dict) -> Row:
     fits = rms["fits"]
     return ("batch-global RMS loss",
             f"loss fitted to ~0 ({fits['batch']['final_loss']:.0e}) with loudness off by up to "
@@ -89,23 +96,44 @@ def _rms_row(rms: dict) -> tuple[str, str, str, str]:
             "batch-rms-vs-per-example-rms")
 
 
-def summary_rows(d: dict) -> list[tuple[str, str, str, str]]:
+def summary_rows(d: dict) -> list[Row]:
     """(failure, buggy figure, fixed figure, anchor on the failure-modes page) per failure."""
-    return [_codebook_row(d["codebook_loss"]), _ste_row(d["ste"]["gradients"]),
-            _summed_row(d["summed_losses"]["rows"]), _head_row(d["head"]),
-            _balancer_row(d["balancer"]), _rms_row(d["rms"])]
+    return [
+        _paired("no codebook loss (learned codebook)", "no-codebook-loss", d["codebook_loss"],
+                _codebook_figures,
+                "codebook moved {moved}; held-out SNR {snr} dB; codes used {used}",
+                "moved {moved}; {snr} dB; {used}"),
+        _ste_row(d["ste"]["gradients"]),
+        _summed_row(d["summed_losses"]["rows"]),
+        _paired("output scale 3.0 outside the tanh", "output-scale-30-outside-the-tanh",
+                d["head"], _head_figures,
+                "first-step L1 {l1}; output {range}; {sat} saturated",
+                "L1 {l1}; {range}; {sat} saturated"),
+        _paired("fixed weights `2.0 * recon + 0.1 * percept`", "unbalanced-loss-weights",
+                d["balancer"], _balancer_figures,
+                "percept takes {share} of the gradient at step 1 (mean {mean})",
+                "{share} (mean {mean}), as the weights say"),
+        _rms_row(d["rms"]),
+    ]
+
+
+def _summary_table(data: dict, link: bool) -> str:
+    """Each failure, buggy against fixed; with ``link``, the failure links to its section."""
+    return table(["failure", "buggy", "fixed"],
+                 [[f"[{label}](#{anchor})" if link else label, buggy, fixed]
+                  for label, buggy, fixed, anchor in summary_rows(data)])
 
 
 @section("docs/benchmarks.md", "failure_summary", FILE)
 def failure_summary(data: dict, fig: Figures) -> str:
     """Each failure, buggy against fixed, for the benchmarks page."""
-    return table(["failure", "buggy", "fixed"],
-                 [[label, buggy, fixed] for label, buggy, fixed, _ in summary_rows(data)])
+    return _summary_table(data, link=False)
 
 
 @values("docs/benchmarks.md", "fmsum", FILE)
-def summary_values(data: dict) -> dict[str, str]:
-    """The machine of the failure-mode runs."""
+@values(PAGE, "fm", FILE)
+def machine_values(data: dict) -> dict[str, str]:
+    """The machine of the failure-mode runs (both pages)."""
     return {"machine": machine(data["meta"])}
 
 
@@ -120,12 +148,4 @@ def fm_commands(data: dict, fig: Figures) -> str:
 @section(PAGE, "fm_summary", FILE)
 def fm_summary(data: dict, fig: Figures) -> str:
     """Each failure, buggy against fixed, linked to its section."""
-    return table(["failure", "buggy", "fixed"], [[f"[{label}](#{anchor})", buggy, fixed]
-                                                 for label, buggy, fixed, anchor
-                                                 in summary_rows(data)])
-
-
-@values(PAGE, "fm", FILE)
-def fm_values(data: dict) -> dict[str, str]:
-    """The machine of the failure-mode runs."""
-    return {"machine": machine(data["meta"])}
+    return _summary_table(data, link=True)

@@ -3,13 +3,20 @@ place, and VQ losses summed over the stages (``results/failure_modes.json``)."""
 
 from __future__ import annotations
 
-from .failure_modes import FILE, PAGE, steps_plot
+from .failure_modes import FILE, PAGE, config_values, steps_plot
 from .fmt import num, pct, table
 from .registry import Figures, section, values
 
 RECIPES = ("buggy", "loss_only", "fixed", "default")
 SHORT = {"buggy": "no codebook loss (buggy)", "loss_only": "codebook loss, random init",
          "fixed": "codebook loss + k-means, revival", "default": "EMA defaults"}
+
+
+def _rvq(c: dict, quantizers: str = "", ema: bool = True) -> str:
+    """The ``ResidualVQ(...)`` call of an experiment's configuration ``c``; ``quantizers``
+    replaces its number of quantizers."""
+    return (f"`ResidualVQ({c['dim']}, {quantizers or c['num_quantizers']}, {c['codebook_size']}"
+            f"{'' if ema else ', ema=False'})`")
 
 
 @section(PAGE, "fm_codebook_table", FILE)
@@ -47,10 +54,9 @@ def codebook_plots(data: dict, fig: Figures) -> str:
 def codebook_values(data: dict) -> dict[str, str]:
     """The autoencoder's configuration and the SNR lost without the codebook loss."""
     d = data["codebook_loss"]
-    c = d["config"]
-    keys = ("dim_in", "encoder", "decoder", "steps", "batch", "optimizer")
-    return {**{k: f"{c[k]}" for k in keys},
-            "rvq": f"`ResidualVQ({c['dim']}, {c['num_quantizers']}, {c['codebook_size']})`",
+    return {**config_values(d["config"], ("dim_in", "encoder", "decoder", "steps", "batch",
+                                          "optimizer")),
+            "rvq": _rvq(d["config"]),
             "loss_db": num(d["default"]["held_out_snr_db"] - d["buggy"]["held_out_snr_db"], 1)}
 
 
@@ -87,10 +93,8 @@ def ste_values(data: dict) -> dict[str, str]:
     d = data["ste"]
     c, tr = d["config"], d["training"]
     lib = tr["library"]["held_out_snr_db"]
-    keys = ("train_steps", "train_batch", "optimizer")
-    return {**{k: f"{c[k]}" for k in keys}, "vectors": f"{c['vectors']:,}",
-            "rvq": f"`ResidualVQ({c['dim']}, {c['num_quantizers']}, {c['codebook_size']}, "
-                   "ema=False)`",
+    return {**config_values(c, ("train_steps", "train_batch", "optimizer"), counts=("vectors",)),
+            "rvq": _rvq(c, ema=False),
             "per_stage": num(lib - tr["ste_per_stage"]["held_out_snr_db"], 2),
             "detached": num(lib - tr["ste_after_detached_loop"]["held_out_snr_db"], 1),
             "live": pct(d["gradients"]["ste_after_loop_live_codes"]["codebook_grad_rel_err"])}
@@ -126,6 +130,6 @@ def summed_values(data: dict) -> dict[str, str]:
     """The configuration and how much the summed loss grows."""
     d = data["summed_losses"]
     c, last = d["config"], d["rows"][-1]
-    return {"rvq": f"`ResidualVQ({c['dim']}, Q, {c['codebook_size']}, ema=False)`",
-            "vectors": f"{c['vectors']:,}", "growth": f"{last['summed_over_q1']:.1f}",
+    return {**config_values(c, counts=("vectors",)), "rvq": _rvq(c, "Q", ema=False),
+            "growth": f"{last['summed_over_q1']:.1f}",
             "max_q": f"{last['num_quantizers']}"}

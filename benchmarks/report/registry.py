@@ -157,12 +157,11 @@ def values(page: str, group: str, file: str) -> Callable[[ValuesFn], ValuesFn]:
 def _fill_blocks(text: str, page: str, results: dict[str, dict], fig: Figures) -> str:
     for r in (r for r in REGIONS if r.page == page):
         begin, end = f"<!-- report:{r.name} -->", f"<!-- /report:{r.name} -->"
-        pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
-        if not pattern.search(text):
+        found = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), text, re.S)
+        if not found:
             raise ValueError(f"{page}: no `{begin}` ... `{end}` block for region {r.name!r}")
         body = re.sub(r"\n{3,}", "\n\n", r.fn(results, fig).strip("\n"))
-        block = f"{begin}\n{body}\n{end}"
-        text = pattern.sub(lambda _m, block=block: block, text, count=1)
+        text = f"{text[:found.start()]}{begin}\n{body}\n{end}{text[found.end():]}"
     names = {r.name for r in REGIONS if r.page == page}
     for m in BLOCK.finditer(text):
         if m.group(1) not in names:

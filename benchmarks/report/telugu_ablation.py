@@ -12,7 +12,7 @@ ORDER = ("baseline", "head_tanh", "head_clamp", "head_original", "balancer_origi
          "original_run", "no_centering")
 HEADER = ["variant", "flags", "steps", "SNR dB", "SI-SNR dB", "mel distance", "PESQ-WB", "STOI",
           "training output range", "output scale"]
-DEFAULT_COMMAND = "python benchmarks/bench_telugu_ablation.py"
+DEFAULT_COMMAND = "python -m examples.telugu_codec.studies.ablation"
 NOT_YET = "Variants not in the file yet: {names}."
 
 
@@ -91,7 +91,7 @@ def ablation_values(data: dict) -> dict[str, str]:
 def walkthrough_ablation(results: dict[str, dict], fig: Figures) -> str:
     """The variants' held-out figures, without the training time."""
     if FILE not in results:
-        return not_yet(FILE, "`benchmarks/bench_telugu_ablation.py`")
+        return not_yet(FILE, f"`{DEFAULT_COMMAND}`")
     return table(HEADER, rows(results[FILE].get("variants") or {}))
 
 

@@ -66,8 +66,9 @@ def short_run(results: dict[str, dict], fig: Figures) -> str:
     """Every epoch of the default run."""
     d = results.get(DEMO)
     if d is None:
-        return not_yet(DEMO, "run `make demo`, then "
-                       "`benchmarks/telugu_run_summary.py checkpoints/telugu_codec`")
+        return not_yet(DEMO, "run `make demo`, then `python -m "
+                       "examples.telugu_codec.studies.run_summary checkpoints/telugu_codec "
+                       f"--command \"make demo\" --out benchmarks/results/{DEMO}`")
     rows = []
     for i, r in enumerate(d["curve"]):
         dc = r.get("dc_offset")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ..data import default_cache_dir
@@ -22,10 +23,18 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 
-def write_json(path: Path, results: dict) -> None:
-    """Write a study's results as indented JSON, creating the folder."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, creating the folder, through a temporary file beside it that
+    then replaces it: a reader, or an interrupted run, sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, results: dict) -> None:
+    """Write a study's results as indented JSON, atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {path}")
 
 

@@ -26,7 +26,7 @@ from ..checkpoint import load_model
 from ..codec import evaluate_clips
 from ..data import default_cache_dir, eval_subset, load_heldout
 from ..train import train
-from . import RESULTS_DIR
+from . import RESULTS_DIR, write_text_atomic
 
 MODULE = "examples.telugu_codec.studies.ablation"
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         h = res["variants"][name]["heldout"]
         print(f"   SNR {h['snr']:.2f} dB SI-SNR {h['si_snr']:.2f} dB mel "
               f"{h['mel_distance']:.3f} PESQ {h.get('pesq_wb')} STOI {h.get('stoi')}", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1) + "\n")  # after each variant
+        write_text_atomic(args.out, json.dumps(res, indent=1) + "\n")  # after each variant
     return 0
 
 

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import RESULTS_DIR
+from . import RESULTS_DIR, write_text_atomic
 
 LISTS = ("codes_used", "perplexity")
 # Training arguments that describe the run (paths and switches of the console are left out).
@@ -192,8 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = summarise(args.run_dir, args.command, read_checkpoint=not args.no_checkpoint,
                      threads=args.threads)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(dumps(data) + "\n")
+    write_text_atomic(args.out, dumps(data) + "\n")
     m, f = data["meta"], data["final"]
     print(f"wrote {args.out}: {m['epochs']} epochs, step {m['steps']}, "
           f"{(m['wall_seconds'] or 0) / 60:.0f} min, held-out SNR {f.get('snr')} dB"
