@@ -598,3 +598,44 @@ def test_nan_options_are_refused_by_name(option):
 def test_non_integer_kmeans_iters_is_refused():
     with pytest.raises(ValueError, match="kmeans_iters to be an int >= 0, got 2.5"):
         ResidualVQ(8, 2, 16, kmeans_iters=2.5)
+
+
+# --------------------------------------------------------------------------- pinned behaviour
+def test_documented_defaults():
+    """The defaults are part of the API (docs/residual_vq.md lists them): a change here is a
+    change users see, and must be made on purpose."""
+    import inspect
+
+    params = inspect.signature(ResidualVQ).parameters
+    defaults = {name: p.default for name, p in params.items() if p.default is not p.empty}
+    assert defaults == {
+        "num_quantizers": 8, "codebook_size": 1024, "codebook_dim": None, "use_cosine": False,
+        "ema": True, "decay": 0.99, "eps": 1e-5, "commitment_weight": 0.25,
+        "kmeans_init": True, "kmeans_iters": 10, "kmeans_samples": None,
+        "dead_code_threshold": 0.1, "dead_code_patience": 4.0, "quantizer_dropout": 0.0,
+        "gradient_estimator": "ste", "beam_size": 1, "joint_refine": False,
+        "channel_last": False, "sync": None, "device": None, "dtype": None,
+    }
+
+
+@pytest.mark.parametrize("n", [0, -1, 5])
+def test_n_quantizers_out_of_range_is_refused_everywhere(n):
+    rvq = ResidualVQ(4, 4, 8)
+    x = torch.randn(1, 4, 6)
+    for call in (lambda: rvq.encode(x, n_quantizers=n), lambda: rvq(x, n_quantizers=n),
+                 lambda: rvq.bits_per_frame(n)):
+        with pytest.raises(ValueError, match="n_quantizers"):
+            call()
+
+
+def test_init_from_batch_marks_the_quantizer_initialized_and_resets_idle_counters():
+    rvq = ResidualVQ(4, 2, 8)
+    rvq.unused_for.fill_(1e6)
+    rvq.init_from_batch_(torch.randn(2, 4, 40))
+    assert bool(rvq.initialized)
+    assert torch.count_nonzero(rvq.unused_for) == 0
+    copy = ResidualVQ(4, 2, 8)
+    copy.load_state_dict(rvq.state_dict())
+    before = copy.codebook.clone()
+    copy.eval()(torch.randn(2, 4, 40))  # loaded as initialized: no k-means on first use
+    assert torch.equal(copy.codebook, before)
