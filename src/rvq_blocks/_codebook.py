@@ -1,18 +1,30 @@
 """Codebook maintenance behind :class:`~rvq_blocks.ResidualVQ`, as functions over explicit tensors.
 
 Every function takes the state it changes as arguments (``(n, K)`` usage counts, ``(n, K, Dc)``
-codes and EMA sums of the ``n`` stages that ran) and changes it in place, so the module keeps
-only the decisions of *when* to call them. Nothing here reads tensor values on the host.
+codes and EMA sums of the ``n`` stages that ran) and changes it in place. The functions at the
+top work on single tensors; below them, :class:`State` bundles a module's state, and the
+functions over it run one training step's EMA update and revival and the k-means init,
+with the collectives that keep the state identical on every rank (:func:`all_reduce_stats`,
+and those that take ``synced``).
+Only the k-means gathering (:func:`gather_`, over the first training batches) and, under
+``torch.distributed``, the decisions of :func:`share_init_` and :func:`revive_dead_` read
+tensor values on the host.
 
-Shape letters: ``n`` stages that ran, ``K`` codes per stage, ``Dc`` code dimension, ``N`` vectors.
+Shape letters: ``n`` stages that ran, ``K`` codes per stage, ``Dc`` code dimension, ``N`` vectors,
+``D`` latent dimension.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
+from . import _dist
 from . import _vq_ops as ops
+from ._compile import eager
 
 SPLIT_STEP = 0.2  # how far a new code moves from the code it copies, toward a data vector
 MIN_VECTORS_PER_CODE = 8  # k-means fits at most N // 8 clusters; the rest are splits
@@ -151,3 +163,160 @@ def revive_(codebook: Tensor, cluster_size: Tensor, embed_sum: Tensor | None,
     unused_for.masked_fill_(dead, 0.0)
     if embed_sum is not None:
         embed_sum.copy_(torch.where(dead[..., None], fresh * mean[..., None], embed_sum))
+
+
+# ---------------------------------------------------------------- the EMA step over the stages
+class State(NamedTuple):
+    """The codebook state of ``n`` stages, as views of the module's tensors."""
+
+    codebook: Tensor  # (n, K, Dc) codes
+    cluster_size: Tensor  # (n, K) EMA usage counts
+    unused_for: Tensor  # (n, K) vectors coded since each code was last chosen
+    embed_sum: Tensor | None  # (n, K, Dc) EMA sums of assigned vectors; None: learned codes
+
+    def tensors(self) -> list[Tensor]:
+        """The tensors to broadcast, in a fixed order."""
+        rest = [] if self.embed_sum is None else [self.embed_sum]
+        return [self.codebook, self.cluster_size, self.unused_for, *rest]
+
+
+class BatchStats(NamedTuple):
+    """One training batch's statistics (summed over the ranks when synced)."""
+
+    counts: Tensor  # (n, K) code counts
+    sums: Tensor | None  # (n, K, Dc) sums of the EMA targets per code; None: learned codes
+    coded: Tensor  # () valid vectors
+
+
+def batch_stats(counts: Tensor, inputs: list[Tensor], indices: list[Tensor], weight: Tensor,
+                sums_for: Tensor | None, joint_rest: Tensor | None, masked: bool) -> BatchStats:
+    """Counts, EMA target sums and valid count of the batch.
+
+    Args:
+        counts: ``(n, K)`` weighted code counts.
+        inputs: Per stage, the ``(N, Dc)`` vectors it coded (its EMA targets).
+        indices: Per stage, the ``(N,)`` codes it chose.
+        weight: ``(N,)`` 1 for valid vectors, 0 for masked or non-finite ones.
+        sums_for: ``(Q, K, Dc)`` codebook with EMA codebooks (sums are gathered), else ``None``.
+        joint_rest: ``(N, Dc)`` ``x - sum_j c_j`` with ``joint_refine``: the target of stage
+            ``k`` is then ``joint_rest + c_k``, what code ``k`` must produce given the others.
+        masked: Whether a mask was given (padding rows hold real values and are zeroed).
+    """
+    sums = None
+    if sums_for is not None:
+        sums = inputs[0].new_zeros(len(indices), sums_for.shape[1], sums_for.shape[2])
+        for k, (ze, idx) in enumerate(zip(inputs, indices, strict=True)):
+            target = ze if joint_rest is None else joint_rest + sums_for[k].to(ze.dtype)[idx]
+            if masked:  # non-finite rows are already 0
+                target = torch.where(weight[:, None] > 0, target, 0.0)
+            sums[k].index_add_(0, idx, target)
+    return BatchStats(counts, sums, weight.sum())
+
+
+@eager  # one graph break at the call under torch.compile, as for the collective itself
+def all_reduce_stats(stats: BatchStats) -> BatchStats:
+    """``stats`` summed over the ranks: the one ``all_reduce`` of a synced training step."""
+    parts = [stats.counts, stats.coded] + ([stats.sums] if stats.sums is not None else [])
+    counts, coded, *rest = _dist.all_reduce_sum(parts)
+    return BatchStats(counts, rest[0] if rest else None, coded)
+
+
+def ema_step_(state: State, stats: BatchStats, decay: float, eps: float) -> Tensor:
+    """One EMA step of the usage counts, sums and codes, then the idle counters.
+
+    A batch without valid vectors leaves the EMA state unchanged.
+
+    Returns:
+        ``()`` bool, whether the batch had valid vectors (on every rank when synced).
+    """
+    has_data = stats.coded > 0
+    keep = torch.where(has_data, decay, 1.0).to(state.cluster_size.dtype)
+    ema_update_(state.cluster_size, state.embed_sum, state.codebook, stats.counts, stats.sums,
+                keep, eps)
+    age_(state.unused_for, stats.counts, stats.coded)
+    return has_data
+
+
+def revive_dead_(state: State, has_data: Tensor, threshold: float, patience: float,
+                 synced: bool, revive: Callable[[Tensor], None]) -> None:
+    """Find the dead codes (:func:`dead_codes`) and call ``revive(dead)`` on them.
+
+    With ``synced`` the decision comes from all-reduced statistics, so it is the same on every
+    rank: on a step with a dead code, rank 0 revives from its own batch and broadcasts the
+    state. Both rules 0: nothing runs.
+    """
+    if threshold <= 0 and patience <= 0:
+        return
+    dead = dead_codes(state.cluster_size, state.unused_for, threshold, patience, has_data)
+    if not synced:
+        revive(dead)
+        return
+    if not bool(dead.any()):
+        return
+    if _dist.rank() == 0:
+        revive(dead)
+    _dist.broadcast_(state.tensors())
+
+
+# ---------------------------------------------------------------- the k-means init
+class Gathered(NamedTuple):
+    """What :func:`gather_` decides after adding a batch to the k-means pool."""
+
+    rows: Tensor | None  # (M, D) pooled rows to fit now; None: keep gathering
+    flow: float  # valid vectors in this batch (all ranks): the EMA usage scale
+    done: bool  # ``samples`` vectors are gathered: this init is final
+
+
+def kmeans_cap(samples: int, size: int) -> int:
+    """Most vectors the k-means init uses: enough for one cluster per eight vectors."""
+    return max(samples, MIN_VECTORS_PER_CODE * size)
+
+
+def gather_(pool: list[Tensor], z: Tensor, weight: Tensor, samples: int, size: int,
+            provisional: bool, synced: bool) -> Gathered:
+    """Add this batch's valid vectors to ``pool`` and decide whether to fit k-means now.
+
+    A single batch may hold fewer vectors than codes, and k-means on it would leave later
+    stages collapsed, so the init gathers vectors over the first training batches: the first
+    batch with data gets a provisional init from what there is, and the init is made again,
+    for good, once ``samples`` vectors are pooled (counted over all ranks when synced: one
+    ``all_reduce`` and one host read).
+
+    Args:
+        pool: The rows gathered so far (appended to in place).
+        z: ``(N, D)`` flat latents; ``weight``: ``(N,)`` 1 for valid rows.
+        samples: Vectors to gather before the init commits (``kmeans_samples``).
+        size: Codes per stage ``K``.
+        provisional: Whether a provisional init has already run.
+        synced: Count the pooled rows over the ranks.
+    """
+    cap = kmeans_cap(samples, size)
+    rows = z.detach()[weight > 0][:cap]  # (M, D)
+    pool.append(rows)
+    pooled = torch.tensor([float(sum(p.shape[0] for p in pool)), rows.shape[0]],
+                          device=z.device)
+    if synced:
+        (pooled,) = _dist.all_reduce_sum([pooled])
+    have, flow = float(pooled[0]), float(pooled[1])
+    done = have >= samples
+    if have == 0 or (provisional and not done):
+        return Gathered(None, flow, done)
+    return Gathered(torch.cat(pool)[-cap:], flow, done)
+
+
+def share_init_(state: State, data: Tensor, samples: int, size: int,
+                fit: Callable[[Tensor], None]) -> bool:
+    """The k-means init across ranks: all ranks' valid rows ``data`` ``(M, D)`` (at most
+    :func:`kmeans_cap` per rank) are gathered on rank 0 in rank order, ``fit`` runs there, and
+    one broadcast sends the state to every rank.
+
+    Returns:
+        Whether any rank had a row (the same on every rank).
+    """
+    rows = _dist.gather_rows(data, kmeans_cap(samples, size))  # None off rank 0
+    ok = torch.tensor([0.0 if rows is None else float(rows.shape[0] > 0)],
+                      device=state.codebook.device)
+    if rows is not None and rows.shape[0] > 0:
+        fit(rows)
+    _dist.broadcast_([*state.tensors(), ok])
+    return bool(ok)

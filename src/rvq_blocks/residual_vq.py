@@ -46,99 +46,43 @@ _OWNER = "ResidualVQ"
 class ResidualVQ(VersionedModule):
     """A stack of vector quantizers, each coding what the previous ones left over.
 
-    Stage ``k`` picks the code nearest to the residual ``r_k = x - (c_1 + ... + c_{k-1})``
-    and the output is the sum of the chosen codes. The three rules that make it train:
-
-    * **One straight-through estimator, on the sum.** ``quantized`` has the value
-      ``sum_k c_k`` and the gradient ``d quantized / d x = I`` (or the rotation-trick
-      estimate), never ``Q * I`` and never zero.
-    * **Residuals from detached codes.** ``r_{k+1} = r_k - c_k.detach()``, so the commitment
-      loss of *every* stage, ``mse(r_k, c_k.detach())``, reaches the encoder.
-    * **Losses averaged over the stages that ran**, so the loss scale does not grow with
-      ``num_quantizers`` and quantizer dropout does not change it.
-
-    Codebooks learn by EMA (default, Laplace smoothing) or by gradient of the codebook loss
-    ``mse(c_k, r_k.detach())`` (``ema=False``). They start from k-means over the latents of
-    the first training batches: until ``kmeans_samples`` vectors are gathered, a provisional
-    k-means of what is there (at most one cluster per eight vectors, the other codes split
-    from them) codes the batches, so no stage starts collapsed even on a batch smaller than the
-    codebook; the EMA state starts at one step's worth of data. In training, a code no vector
-    chose while it would have been chosen ``dead_code_patience`` times at its usage share
-    (``dead_code_patience * K`` vectors at the uniform share), or whose EMA usage falls
-    below ``dead_code_threshold`` times the uniform share, is revived as a split of a code in
-    use in the current batch, moved toward a vector of that batch, and its EMA state is reset
-    with it.
-
-    Distances, argmin, k-means and EMA statistics run in float32 (float64 for float64
-    input) even under autocast. Vectors that are masked out or non-finite are excluded from
-    the losses, the statistics, k-means and the EMA state: a NaN in the input never reaches
-    the codebooks (its own output stays non-finite, so the training loss shows it).
+    Stage ``k`` picks the code nearest to the residual ``r_k = x - (c_1 + ... + c_{k-1})``;
+    ``quantized`` is the sum of the chosen codes with one straight-through estimator on the
+    sum (gradient ``I``, or the rotation-trick estimate). Residuals come from detached codes,
+    so every stage's commitment loss reaches the encoder, and the losses are averaged over the
+    stages that ran. Codebooks start from k-means over the first training batches and learn
+    by EMA or by gradient; unused codes are revived. Lookups, k-means and EMA run in float32
+    (float64 for float64 input) even under autocast; masked and non-finite vectors never reach
+    the losses or the codebooks. Why, and how init and revival decide: ``docs/residual_vq.md``.
 
     Args:
         dim: Latent dimension ``D``.
         num_quantizers: Number of stages ``Q``.
         codebook_size: Codes per stage ``K``.
-        codebook_dim: If set and different from ``dim``, each stage looks codes up in a
-            ``codebook_dim``-dimensional space through its own linear in/out projections
-            (factorized codes, DAC style).
+        codebook_dim: Look codes up in this dimension through per-stage linear projections.
         use_cosine: Choose codes by cosine similarity (L2-normalised lookup).
-        ema: Learn codebooks by exponential moving average; ``False`` makes them parameters
-            trained by the codebook loss.
+        ema: Learn codebooks by EMA; ``False``: parameters trained by the codebook loss.
         decay: EMA decay of the code statistics.
         eps: Laplace-smoothing constant of the EMA cluster sizes.
         commitment_weight: Weight of the commitment loss inside ``loss``.
         kmeans_init: Initialise codebooks by k-means on the first training batches.
         kmeans_iters: Lloyd iterations of that k-means.
-        kmeans_samples: Vectors gathered over the first training batches before the k-means
-            init commits (default ``2 * codebook_size``). The k-means fits at most one cluster
-            per eight vectors and uses up to ``max(kmeans_samples, 8 * codebook_size)``;
-            raise it for a better init when batches are small.
-        dead_code_threshold: A code is dead when its EMA usage share is below this fraction
-            of the uniform share ``1 / K``; 0 turns this rule off.
-        dead_code_patience: A code is dead when no vector chose it while its stage coded
-            enough vectors for it to have been chosen ``dead_code_patience`` times at its EMA
-            usage share (``dead_code_patience * codebook_size`` vectors at the uniform share,
-            more for a code that serves rare data); 0 turns this rule off (both 0: no
-            revival).
-        quantizer_dropout: Probability that a training batch runs only a random number
-            ``n ~ U{1..Q}`` of stages (SoundStream), for bitrate scalability.
+        kmeans_samples: Vectors gathered before the k-means init commits (``2 * K``).
+        dead_code_threshold: Revive codes used under this fraction of ``1 / K`` (0: off).
+        dead_code_patience: Revive codes unchosen this many times their usage share (0: off).
+        quantizer_dropout: Probability that a training batch runs only ``n ~ U{1..Q}`` stages.
         gradient_estimator: ``"ste"`` (straight-through) or ``"rotation"`` (rotation trick).
-        beam_size: Encode with a beam search over the stages that minimises the total
-            reconstruction error (1 = greedy). Applies to ``encode`` and eval-mode
-            ``forward``; training assignments stay greedy (``beam_size`` times cheaper, and
-            the codebooks it trains serve the beam as well); ``decode`` is unchanged.
-        joint_refine: EMA target of stage ``k`` is ``x - sum_{j != k} c_j`` (what the
-            code must reconstruct given all other stages) instead of the residual ``r_k``;
-            needs ``ema=True`` and no projections.
+        beam_size: Beam width of ``encode`` and eval-mode ``forward`` (1: greedy).
+        joint_refine: EMA target ``x - sum_{j != k} c_j``; needs ``ema`` and no projections.
         channel_last: Inputs and ``quantized`` are ``(B, T, D)`` instead of ``(B, D, T)``.
-        sync: Synchronise the codebook state across ranks in training (see *Distributed
-            training* below). ``None`` (default): whenever ``torch.distributed`` is
-            initialised with more than one rank. ``False``: never (each rank keeps its own
-            statistics). ``True``: as ``None``, but a training ``forward`` raises
-            ``ValueError`` if no process group is initialised.
-
-    Distributed training:
-        With ``sync`` active, every rank applies the same codebook update from statistics
-        summed over the ranks (one ``all_reduce`` per training step), k-means init and
-        dead-code revival are decided once and broadcast, so codebooks and EMA buffers stay
-        bit-identical without DDP's buffer broadcast (``broadcast_buffers=False`` is safe).
-        Every rank must call ``forward`` in training the same number of times with the same
-        ``n_quantizers``; a rank whose batch is all padding takes part with zeros. Losses and
-        statistics stay per rank. With ``quantizer_dropout`` and ``codebook_dim`` wrap the
-        model with ``find_unused_parameters=True``. Every collective, and when it runs:
-        ``docs/reliability.md``.
+        sync: Same codebooks on every rank (``None``: auto; ``True``: require a process group).
+        device: Device of the codebooks, buffers and projections.
+        dtype: Dtype of the codebooks, buffers and projections.
 
     Shape:
         - Input ``x``: ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``); ``mask``: ``(B, T)``.
         - Output: :class:`~rvq_blocks.RVQOutput`, ``quantized`` like ``x``,
           ``indices`` ``(B, n, T)`` int64.
-
-    Buffers:
-        codebook: ``(Q, K, codebook_dim)`` codes (a parameter when ``ema=False``).
-        cluster_size: ``(Q, K)`` EMA usage counts.
-        embed_sum: ``(Q, K, codebook_dim)`` EMA sums of assigned vectors (``ema=True`` only).
-        unused_for: ``(Q, K)`` vectors coded by each stage since each code was last chosen.
-        initialized: ``()`` bool, whether the data-dependent init has run.
 
     Example:
         >>> rvq = ResidualVQ(dim=64, num_quantizers=4, codebook_size=256)
@@ -160,39 +104,43 @@ class ResidualVQ(VersionedModule):
         def __call__(self, x: Tensor, mask: Tensor | None = None,
                      n_quantizers: int | None = None) -> RVQOutput: ...
 
-    def __init__(
-        self,
-        dim: int,
-        num_quantizers: int = 8,
-        codebook_size: int = 1024,
-        *,
-        codebook_dim: int | None = None,
-        use_cosine: bool = False,
-        ema: bool = True,
-        decay: float = 0.99,
-        eps: float = 1e-5,
-        commitment_weight: float = 0.25,
-        kmeans_init: bool = True,
-        kmeans_iters: int = 10,
-        kmeans_samples: int | None = None,
-        dead_code_threshold: float = 0.1,
-        dead_code_patience: float = 4.0,
-        quantizer_dropout: float = 0.0,
-        gradient_estimator: Literal["ste", "rotation"] = "ste",
-        beam_size: int = 1,
-        joint_refine: bool = False,
-        channel_last: bool = False,
-        sync: bool | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
+    def __init__(self, dim: int, num_quantizers: int = 8, codebook_size: int = 1024, *,
+                 codebook_dim: int | None = None, use_cosine: bool = False, ema: bool = True,
+                 decay: float = 0.99, eps: float = 1e-5, commitment_weight: float = 0.25,
+                 kmeans_init: bool = True, kmeans_iters: int = 10,
+                 kmeans_samples: int | None = None, dead_code_threshold: float = 0.1,
+                 dead_code_patience: float = 4.0, quantizer_dropout: float = 0.0,
+                 gradient_estimator: Literal["ste", "rotation"] = "ste", beam_size: int = 1,
+                 joint_refine: bool = False, channel_last: bool = False,
+                 sync: bool | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.dim = check_positive_int("dim", dim, _OWNER)
         self.num_quantizers = check_positive_int("num_quantizers", num_quantizers, _OWNER)
         self.codebook_size = check_positive_int("codebook_size", codebook_size, _OWNER)
-        cdim = dim if codebook_dim is None else check_positive_int("codebook_dim", codebook_dim,
-                                                                   _OWNER)
-        self.codebook_dim = cdim
+        self.codebook_dim = dim if codebook_dim is None else \
+            check_positive_int("codebook_dim", codebook_dim, _OWNER)
+        self._check_options(decay, eps, commitment_weight, dead_code_threshold,
+                            quantizer_dropout, dead_code_patience, kmeans_iters, kmeans_samples,
+                            gradient_estimator, beam_size, sync, joint_refine, ema)
+        self.use_cosine, self.ema, self.channel_last = use_cosine, ema, channel_last
+        self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
+        self.gradient_estimator, self.joint_refine = gradient_estimator, joint_refine
+        self.sync = sync
+        self._dropout_generator: torch.Generator | None = None  # shared by all ranks
+        self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
+        self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
+        self._provisional = False  # whether a provisional init from the pool has run
+        self._rescale_usage = False  # init_from_batch_: usage set at the first training step
+        self._register_state(device, dtype)
+        self.reset_parameters()
+
+    def _check_options(self, decay: float, eps: float, commitment_weight: float,
+                       dead_code_threshold: float, quantizer_dropout: float,
+                       dead_code_patience: float, kmeans_iters: int, kmeans_samples: int | None,
+                       gradient_estimator: str, beam_size: int, sync: bool | None,
+                       joint_refine: bool, ema: bool) -> None:
+        """Check the options after the sizes, in this order, and store the numeric ones."""
         self.decay = check_range("decay", decay, 0.0, 1.0, _OWNER, low_open=True, high_open=True)
         self.eps = check_range("eps", eps, 0.0, math.inf, _OWNER, low_open=True)
         self.commitment_weight = check_range("commitment_weight", commitment_weight, 0.0,
@@ -207,7 +155,7 @@ class ResidualVQ(VersionedModule):
                 or kmeans_iters < 0:
             raise ValueError(f"{_OWNER} expected kmeans_iters to be an int >= 0, "
                              f"got {kmeans_iters!r}")
-        self.kmeans_samples = 2 * codebook_size if kmeans_samples is None else \
+        self.kmeans_samples = 2 * self.codebook_size if kmeans_samples is None else \
             check_positive_int("kmeans_samples", kmeans_samples, _OWNER)
         if gradient_estimator not in ("ste", "rotation"):
             raise ValueError(f"{_OWNER} expected gradient_estimator 'ste' or 'rotation', "
@@ -215,37 +163,29 @@ class ResidualVQ(VersionedModule):
         self.beam_size = check_positive_int("beam_size", beam_size, _OWNER)
         if sync is not None and not isinstance(sync, bool):
             raise TypeError(f"{_OWNER} expected sync to be None, True or False, got {sync!r}")
-        if joint_refine and (not ema or cdim != dim):
+        if joint_refine and (not ema or self.codebook_dim != self.dim):
             raise ValueError(f"{_OWNER}: joint_refine needs ema=True and codebook_dim == dim, "
-                             f"got ema={ema}, codebook_dim={cdim}, dim={dim}")
-        self.use_cosine, self.ema, self.channel_last = use_cosine, ema, channel_last
-        self.kmeans_init, self.kmeans_iters = kmeans_init, kmeans_iters
-        self.gradient_estimator, self.joint_refine = gradient_estimator, joint_refine
-        self.sync = sync
-        self._dropout_generator: torch.Generator | None = None  # shared by all ranks
+                             f"got ema={ema}, codebook_dim={self.codebook_dim}, dim={self.dim}")
 
-        shape = (num_quantizers, codebook_size, cdim)
-        if ema:
-            self.register_buffer("codebook", torch.empty(shape, device=device, dtype=dtype))
-            self.register_buffer("embed_sum", torch.empty(shape, device=device, dtype=dtype))
+    def _register_state(self, device: torch.device | str | None,
+                        dtype: torch.dtype | None) -> None:
+        """The codebook (a parameter when learned), its buffers and the projections, empty."""
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        shape = (self.num_quantizers, self.codebook_size, self.codebook_dim)
+        if self.ema:
+            self.register_buffer("codebook", torch.empty(shape, **factory))
+            self.register_buffer("embed_sum", torch.empty(shape, **factory))
         else:
-            self.codebook = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-        usage = (num_quantizers, codebook_size)
-        self.register_buffer("cluster_size", torch.empty(usage, device=device, dtype=dtype))
-        self.register_buffer("unused_for", torch.empty(usage, device=device, dtype=dtype))
+            self.codebook = nn.Parameter(torch.empty(shape, **factory))
+        self.register_buffer("cluster_size", torch.empty(shape[:2], **factory))
+        self.register_buffer("unused_for", torch.empty(shape[:2], **factory))
         self.register_buffer("initialized", torch.empty((), dtype=torch.bool, device=device))
-        self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
-        self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
-        self._provisional = False  # whether a provisional init from the pool has run
-        self._rescale_usage = False  # init_from_batch_: usage set at the first training step
         self.project_in: nn.ModuleList | None = None
         self.project_out: nn.ModuleList | None = None
-        if cdim != dim:
-            self.project_in = nn.ModuleList(nn.Linear(dim, cdim, device=device, dtype=dtype)
-                                            for _ in range(num_quantizers))
-            self.project_out = nn.ModuleList(nn.Linear(cdim, dim, device=device, dtype=dtype)
-                                             for _ in range(num_quantizers))
-        self.reset_parameters()
+        if self.codebook_dim != self.dim:
+            q, d, cdim = self.num_quantizers, self.dim, self.codebook_dim
+            self.project_in = nn.ModuleList(nn.Linear(d, cdim, **factory) for _ in range(q))
+            self.project_out = nn.ModuleList(nn.Linear(cdim, d, **factory) for _ in range(q))
 
     # ------------------------------------------------------------------ state
     def reset_parameters(self) -> None:
@@ -271,6 +211,11 @@ class ResidualVQ(VersionedModule):
         if key in state_dict:
             self._needs_init = not bool(state_dict[key])
             self._pool, self._provisional = [], False
+
+    def _state(self, n: int | None = None) -> cb.State:
+        """Views of the codebook state of the first ``n`` stages (all with ``None``)."""
+        return cb.State(self.codebook.data[:n], self.cluster_size[:n], self.unused_for[:n],
+                        self.embed_sum[:n] if self.ema else None)
 
     @contextlib.contextmanager
     def forced_codes(self, codes: Tensor) -> Iterator[None]:
@@ -408,6 +353,9 @@ class ResidualVQ(VersionedModule):
         or the nearest one; ``fit(k, ze)`` (k-means init) first fits the stage's codes to its
         inputs. Residuals are built from detached codes, so every stage's commitment loss
         reaches the input.
+
+        Shape:
+            - ``z``: ``(N, D)``; ``weight``: ``(N,)``; ``assigned``: ``(N, n)``.
         """
         valid = weight > 0  # (N,)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
@@ -471,106 +419,60 @@ class ResidualVQ(VersionedModule):
     def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
                           all_idx: list[Tensor], counts: Tensor, weight: Tensor,
                           masked: bool, synced: bool = False) -> None:
-        """EMA statistics, codebook refresh and dead-code revival of the ``n`` stages that ran.
-
-        Everything but the per-stage scatter of the EMA sums runs batched over the stages.
-        With ``synced`` the statistics are first summed over the ranks (one ``all_reduce``).
-        """
-        n, size = len(all_idx), self.codebook_size
-        valid_count = weight.sum()
-        sums = None
-        if self.ema:
-            sums = z.new_zeros(n, size, self.codebook_dim)  # (n, K, Dc)
-            for k, (ze, idx) in enumerate(zip(stage_inputs, all_idx, strict=True)):
-                target = ze
-                if self.joint_refine:  # what code k must produce given all the other stages
-                    target = z - total + self.codebook[k].to(z.dtype)[idx]
-                if masked:  # padding rows hold real values; non-finite rows are already 0
-                    target = torch.where(weight[:, None] > 0, target, 0.0)
-                sums[k].index_add_(0, idx, target)
-        if synced:  # the one collective of a training step: counts, sums, valid count
-            parts = [counts, valid_count] + ([sums] if sums is not None else [])
-            counts, valid_count, *rest = _dist.all_reduce_sum(parts)
-            sums = rest[0] if rest else None
-        has_data = valid_count > 0
-        keep = torch.where(has_data, self.decay, 1.0).to(self.cluster_size.dtype)
-        embed_sum = self.embed_sum[:n] if self.ema else None
+        """EMA step and dead-code revival of the ``n`` stages that ran (``rvq_blocks._codebook``),
+        with ``synced`` from statistics summed over the ranks (one ``all_reduce``)."""
+        n = len(all_idx)
+        stats = cb.batch_stats(counts, stage_inputs, all_idx, weight,
+                               self.codebook.data if self.ema else None,
+                               z - total if self.joint_refine else None, masked)
+        if synced:  # the one collective of a training step
+            stats = cb.all_reduce_stats(stats)
         if self._rescale_usage:  # after init_from_batch_: one step's worth of data
-            cb.set_usage_(self.cluster_size, self.embed_sum if self.ema else None,
-                          self.codebook.data, self.cluster_size, valid_count)
+            full = self._state()
+            cb.set_usage_(full.cluster_size, full.embed_sum, full.codebook, full.cluster_size,
+                          stats.coded)
             self._rescale_usage = False
-        cb.ema_update_(self.cluster_size[:n], embed_sum, self.codebook.data[:n], counts, sums,
-                       keep, self.eps)
-        cb.age_(self.unused_for[:n], counts, valid_count)
-        if self.dead_code_threshold > 0 or self.dead_code_patience > 0:
-            dead = cb.dead_codes(self.cluster_size[:n], self.unused_for[:n],
-                                 self.dead_code_threshold, self.dead_code_patience, has_data)
-            if synced:
-                self._revive_synced(n, dead, stage_inputs, all_idx, weight)
-            else:
-                self._revive(n, dead, stage_inputs, all_idx, weight)
-
-    def _revive_synced(self, n: int, dead: Tensor, stage_inputs: list[Tensor],
-                       all_idx: list[Tensor], weight: Tensor) -> None:
-        """Revival across ranks: decided from the all-reduced statistics (the same on every
-        rank), done on rank 0 from its batch, then broadcast (only on steps with a dead code)."""
-        if not bool(dead.any()):
-            return
-        if _dist.rank() == 0:
-            self._revive(n, dead, stage_inputs, all_idx, weight)
-        parts = [self.codebook.data[:n], self.cluster_size[:n], self.unused_for[:n]]
-        _dist.broadcast_(parts + ([self.embed_sum[:n]] if self.ema else []))
+        state = self._state(n)
+        has_data = cb.ema_step_(state, stats, self.decay, self.eps)
+        cb.revive_dead_(state, has_data, self.dead_code_threshold, self.dead_code_patience,
+                        synced, lambda dead: self._revive(n, dead, stage_inputs, all_idx, weight))
 
     def _revive(self, n: int, dead: Tensor, stage_inputs: list[Tensor], all_idx: list[Tensor],
                 weight: Tensor) -> None:
-        cb.revive_(self.codebook.data[:n], self.cluster_size[:n],
-                   self.embed_sum[:n] if self.ema else None, self.unused_for[:n], dead,
+        """Revive the ``dead`` ``(n, K)`` codes from this batch (rank 0's when synced)."""
+        state = self._state(n)
+        cb.revive_(state.codebook, state.cluster_size, state.embed_sum, state.unused_for, dead,
                    stage_inputs, all_idx, weight)
 
+    # ------------------------------------------------------------------ k-means init
     @eager  # data-dependent sizes; runs only over the first training steps
     def _gather_and_init(self, z: Tensor, weight: Tensor, synced: bool) -> None:
-        """Gather this batch's valid vectors for the k-means init; initialise provisionally
-        from the first batch with data, and for good once ``kmeans_samples`` are gathered
-        (counted over all ranks when synced). The EMA state starts at this step's flow."""
-        cap = self._kmeans_cap()
-        rows = z.detach()[weight > 0][:cap]  # (M, D)
-        self._pool.append(rows)
-        pooled = torch.tensor([float(sum(p.shape[0] for p in self._pool)), rows.shape[0]],
-                              device=z.device)
-        if synced:
-            (pooled,) = _dist.all_reduce_sum([pooled])
-        have, flow = float(pooled[0]), float(pooled[1])
-        done = have >= self.kmeans_samples
-        if have == 0 or (self._provisional and not done):
+        """Pool this batch's valid vectors and run the k-means init when ``cb.gather_`` says
+        so; the init is final once ``kmeans_samples`` vectors are pooled."""
+        got = cb.gather_(self._pool, z, weight, self.kmeans_samples, self.codebook_size,
+                         self._provisional, synced)
+        if got.rows is None:
             return
-        data = torch.cat(self._pool)[-cap:]
-        shape = tuple(z.shape)
-        if synced:
-            self._init_synced(_dist.gather_rows(data, cap), shape, flow)
-        else:
-            self._init_kmeans(data, shape, flow)
+        self._init(got.rows, tuple(z.shape), synced, got.flow)
         self._provisional = True
-        if done:
-            self._pool = []
-            self.initialized.fill_(True)
-            self._needs_init = False
+        if got.done:
+            self._init_done()
+
+    def _init_done(self) -> None:
+        self._pool, self._provisional = [], True
+        self.initialized.fill_(True)
+        self._needs_init = False
 
     @torch.no_grad()
     def init_from_batch_(self, x: Tensor, mask: Tensor | None = None) -> None:
         """Data-dependent init now: k-means on each stage's residuals of ``x``, stage by stage.
 
-        Training initialises by itself (see ``kmeans_samples``); call this to initialise
-        from chosen latents instead, e.g. several batches concatenated. Non-finite and masked
+        Training initialises by itself (see ``kmeans_samples``); call this to initialise from
+        chosen latents instead, e.g. several batches concatenated. Non-finite and masked
         vectors are left out; at most ``max(kmeans_samples, 8 * codebook_size)`` random
-        vectors are used. With fewer than eight vectors per code the extra codes are splits of
-        fitted ones (no stage starts collapsed). The EMA usage is rescaled to the first training
-        step's batch. Reads
-        tensor values (a host sync), once.
-
-        Under ``torch.distributed`` (see ``sync``) every rank must call it: the valid vectors
-        of all ranks are gathered on rank 0 in rank order (at most ``kmeans_samples`` per
-        rank), k-means runs there, and the result is broadcast, so a rank whose batch is all
-        padding still gets the shared codebooks.
+        vectors are used. The EMA usage is rescaled to the first training step's batch. Reads
+        tensor values (a host sync), once. Under ``torch.distributed`` (see ``sync``) every
+        rank must call it: k-means runs on rank 0 over all ranks' vectors and is broadcast.
 
         Args:
             x: Latents, ``(B, D, T)`` (``(B, T, D)`` with ``channel_last``).
@@ -582,41 +484,29 @@ class ResidualVQ(VersionedModule):
         x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         with torch.autocast(x.device.type, enabled=False):
             z, _, weight = self._flatten(x, mask)
-            data = z[weight > 0]  # (M, D)
-            if _dist.is_active(self.sync, _OWNER):
-                self._init_synced(_dist.gather_rows(data, self._kmeans_cap()), tuple(x.shape))
-            else:
-                self._init_kmeans(data, tuple(x.shape))
+            self._init(z[weight > 0], tuple(x.shape), _dist.is_active(self.sync, _OWNER))
         self._rescale_usage = True
-        self._pool, self._provisional = [], True
-        self.initialized.fill_(True)
-        self._needs_init = False
+        self._init_done()
 
-    def _kmeans_cap(self) -> int:
-        """Most vectors the k-means init uses: enough for one cluster per eight vectors."""
-        return max(self.kmeans_samples, cb.MIN_VECTORS_PER_CODE * self.codebook_size)
-
-    def _init_synced(self, data: Tensor | None, shape: tuple[int, ...],
-                     flow: float = 1.0) -> None:
-        """k-means on rank 0 over all ranks' rows (``data``; ``None`` on other ranks), then
-        one broadcast of the codebook and EMA state. Raises on every rank if no rank had data."""
-        ok = torch.tensor([0.0 if data is None else float(data.shape[0] > 0)],
-                          device=self.codebook.device)
-        if data is not None and data.shape[0] > 0:
+    def _init(self, data: Tensor, shape: tuple[int, ...], synced: bool,
+              flow: float = 1.0) -> None:
+        """k-means init from the valid rows ``data`` ``(M, D)`` of an input of ``shape``;
+        synced, on rank 0 over all ranks' rows, then broadcast (raises on every rank if no
+        rank had a row)."""
+        if not synced:
             self._init_kmeans(data, shape, flow)
-        parts = [self.codebook.data, self.cluster_size, self.unused_for, ok]
-        _dist.broadcast_(parts + ([self.embed_sum] if self.ema else []))
-        if not bool(ok):
+        elif not cb.share_init_(self._state(), data, self.kmeans_samples, self.codebook_size,
+                                lambda rows: self._init_kmeans(rows, shape, flow)):
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, unmasked "
                              f"vector on some rank, got none (x of shape {shape} here)")
 
     def _init_kmeans(self, data: Tensor, shape: tuple[int, ...], flow: float = 1.0) -> None:
-        """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)``; the EMA usage starts
-        at ``flow`` vectors per stage (one step's worth)."""
+        """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)`` through the greedy
+        loop; the EMA usage starts at ``flow`` vectors per stage (one step's worth)."""
         if data.shape[0] == 0:
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, "
                              f"unmasked vector, got none in x of shape {shape}")
-        cap = self._kmeans_cap()
+        cap = cb.kmeans_cap(self.kmeans_samples, self.codebook_size)
         if data.shape[0] > cap:  # k-means cost grows with vectors x codes: subsample
             data = data[torch.randperm(data.shape[0], device=data.device)[:cap]]
 
@@ -627,8 +517,9 @@ class ResidualVQ(VersionedModule):
 
         weight = torch.ones(data.shape[0], dtype=data.dtype, device=data.device)
         stages = self._stages(data, weight, self.num_quantizers, fit=fit)
-        cb.set_usage_(self.cluster_size, self.embed_sum if self.ema else None,
-                      self.codebook.data, stages.counts.to(self.cluster_size.dtype), flow)
+        state = self._state()
+        cb.set_usage_(state.cluster_size, state.embed_sum, state.codebook,
+                      stages.counts.to(state.cluster_size.dtype), flow)
         self.unused_for.zero_()
 
     # ------------------------------------------------------------------ codes
