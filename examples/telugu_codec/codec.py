@@ -14,6 +14,11 @@ model's codebook size and quantizer count, the first 8 bytes of the SHA-256 of i
 CRC-32 of the payload), then the codes bit-packed at ``ceil(log2(codebook_size))`` bits each,
 frame-major. Its size is the true bitrate. ``decode`` checks every header field against the
 model and the payload (exact length, checksum) and names what does not match.
+
+``encode`` and ``decode`` read, code and write the files a chunk at a time
+(:func:`encode_file`, :func:`decode_file`): their memory does not grow with the file, and the
+codes and samples are those of :func:`encode_audio` and :func:`decode_codes` on the whole
+file's samples.
 """
 
 from __future__ import annotations
@@ -50,6 +55,16 @@ def model_fingerprint(model: TeluguCodec) -> bytes:
     return hashlib.sha256(cfg).digest()[:8]
 
 
+def _pack_payload(codes: np.ndarray, bits: int, block: int = 8192) -> bytes:
+    """Codes ``(n_q, T)`` bit-packed frame-major, ``block`` frames (a multiple of 8, so that
+    every block ends on a byte) at a time: the bit planes of one block only, not of the file."""
+    out = []
+    for a in range(0, codes.shape[1], block):
+        planes = (codes[:, a: a + block].T.astype(np.int64)[..., None] >> np.arange(bits)) & 1
+        out.append(np.packbits(planes.astype(np.uint8).reshape(-1), bitorder="little").tobytes())
+    return b"".join(out)
+
+
 def pack_codes(codes: np.ndarray, codebook_size: int, *, sample_rate: int, hop: int,
                num_samples: int, num_quantizers: int | None = None,
                fingerprint: bytes = bytes(8)) -> bytes:
@@ -63,16 +78,15 @@ def pack_codes(codes: np.ndarray, codebook_size: int, *, sample_rate: int, hop: 
                          f"[{codes.min()}, {codes.max()}]")
     bits = max(1, math.ceil(math.log2(codebook_size)))
     n_q, frames = codes.shape
-    planes = (codes.T.astype(np.int64)[..., None] >> np.arange(bits)) & 1  # (T, n_q, bits)
-    payload = np.packbits(planes.astype(np.uint8).reshape(-1), bitorder="little").tobytes()
+    payload = _pack_payload(codes, bits)
     return _HEADER.pack(MAGIC, VERSION, hop, sample_rate, n_q, bits, num_samples, frames,
                         codebook_size, num_quantizers or n_q, fingerprint,
                         zlib.crc32(payload)) + payload
 
 
-def unpack_codes(data: bytes) -> tuple[np.ndarray, dict]:
-    """Inverse of :func:`pack_codes`: ``(codes (n_q, T) int64, header dict)``; raises
-    :class:`CodeFileError` on a damaged, truncated or padded file."""
+def read_header(data: bytes) -> dict:
+    """The header of a code file, checked against itself and the payload (exact length,
+    checksum); raises :class:`CodeFileError` on a damaged, truncated or padded file."""
     import zlib
     if len(data) < 8 or data[:4] != MAGIC:
         raise CodeFileError(f"not an RVQC code file (starts with {data[:8]!r})")
@@ -94,15 +108,34 @@ def unpack_codes(data: bytes) -> tuple[np.ndarray, dict]:
     if len(data) != need:
         raise CodeFileError(f"code file {'truncated' if len(data) < need else 'has trailing data'}"
                             f": expected {need} bytes, got {len(data)}")
-    payload = data[_HEADER.size:]
-    if zlib.crc32(payload) != crc:
+    if zlib.crc32(memoryview(data)[_HEADER.size:]) != crc:
         raise CodeFileError("code file damaged: payload checksum mismatch")
-    planes = np.unpackbits(np.frombuffer(payload, np.uint8), bitorder="little")
-    planes = planes[: frames * n_q * bits]
-    codes = (planes.reshape(frames, n_q, bits).astype(np.int64) << np.arange(bits)).sum(-1).T
-    return codes, {"hop": hop, "sample_rate": sr, "n_q": n_q, "bits": bits,
-                   "num_samples": samples, "frames": frames, "codebook_size": size,
-                   "num_quantizers": model_q, "fingerprint": fingerprint}
+    return {"hop": hop, "sample_rate": sr, "n_q": n_q, "bits": bits,
+            "num_samples": samples, "frames": frames, "codebook_size": size,
+            "num_quantizers": model_q, "fingerprint": fingerprint}
+
+
+def unpack_frames(data: bytes, head: dict, lo: int, hi: int) -> np.ndarray:
+    """Codes ``(n_q, hi - lo)`` int64 of frames ``[lo, hi)`` of a code file whose header
+    :func:`read_header` returned: only those frames' bytes are unpacked."""
+    n_q, bits = head["n_q"], head["bits"]
+    per_frame = n_q * bits
+    first, last = lo * per_frame, hi * per_frame  # bits
+    raw = np.frombuffer(data, np.uint8, offset=_HEADER.size + first // 8,
+                        count=(last + 7) // 8 - first // 8)
+    planes = np.unpackbits(raw, bitorder="little")[first % 8: first % 8 + last - first]
+    return (planes.reshape(hi - lo, n_q, bits).astype(np.int64) << np.arange(bits)).sum(-1).T
+
+
+def unpack_codes(data: bytes) -> tuple[np.ndarray, dict]:
+    """Inverse of :func:`pack_codes`: ``(codes (n_q, T) int64, header dict)``; raises
+    :class:`CodeFileError` on a damaged, truncated or padded file."""
+    head = read_header(data)
+    frames, block = head["frames"], 8192
+    parts = [unpack_frames(data, head, a, min(a + block, frames))
+             for a in range(0, frames, block)]
+    codes = np.concatenate(parts, axis=1) if parts else np.zeros((head["n_q"], 0), np.int64)
+    return codes, head
 
 
 # Long files go through the model in chunks of CHUNK_FRAMES frames, each with CONTEXT_FRAMES
@@ -156,9 +189,9 @@ def encode_wav(model: TeluguCodec, audio: np.ndarray, n_quantizers: int | None =
                       fingerprint=model_fingerprint(model))
 
 
-def decode_bytes(model: TeluguCodec, data: bytes, n_quantizers: int | None = None) -> np.ndarray:
-    """Samples of a code file; ``n_quantizers`` decodes only the first stages in it."""
-    codes, head = unpack_codes(data)
+def _check_model(model: TeluguCodec, head: dict, n_quantizers: int | None) -> int:
+    """Refuse a code file of another model (naming each field that differs) or an
+    ``n_quantizers`` the file does not hold; the number of quantizers to decode."""
     mine = {"hop": model.hop_length, "sample_rate": model.cfg.sample_rate,
             "codebook_size": model.cfg.codebook_size,
             "num_quantizers": model.cfg.num_quantizers,
@@ -170,8 +203,178 @@ def decode_bytes(model: TeluguCodec, data: bytes, n_quantizers: int | None = Non
         if not 1 <= n_quantizers <= head["n_q"]:
             raise ValueError(f"--n_quantizers must be in [1, {head['n_q']}] (the quantizers "
                              f"in this file), got {n_quantizers}")
-        codes = codes[:n_quantizers]
-    return decode_codes(model, codes)[: head["num_samples"]]
+        return n_quantizers
+    return head["n_q"]
+
+
+def decode_bytes(model: TeluguCodec, data: bytes, n_quantizers: int | None = None) -> np.ndarray:
+    """Samples of a code file; ``n_quantizers`` decodes only the first stages in it."""
+    codes, head = unpack_codes(data)
+    n = _check_model(model, head, n_quantizers)
+    return decode_codes(model, codes[:n])[: head["num_samples"]]
+
+
+# ---------------------------------------------------------------- files, in pieces
+# The CLI reads, codes and writes files a chunk at a time, so its memory does not grow with
+# the file: encode keeps only the codes (12 stages of 50 frames a second fit in 4 MiB an
+# hour), decode writes each chunk's samples as they come. The codes and samples are those of
+# encode_audio and decode_codes on the whole file (tested).
+READ_BLOCK = 1 << 16  # input frames read at a time
+
+
+def _count_nonfinite(f, block: int) -> tuple[int, int]:
+    """Non-finite samples and all samples of the mono mix from ``f``'s position on."""
+    bad = total = 0
+    while len(data := f.read(block, dtype="float32", always_2d=True)):
+        x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        bad, total = bad + int((~np.isfinite(x)).sum()), total + len(x)
+    return bad, total
+
+
+def _mono_blocks(path: Path, sr: int, block: int = READ_BLOCK):
+    """The samples of ``path`` as :func:`.data._read` gives them with ``nonfinite="raise"``
+    (mono float32 at ``sr``), in blocks of about ``block`` input frames: channels averaged,
+    other rates resampled by a streaming soxr resampler (the same samples as resampling the
+    whole file at once). Raises ``ValueError`` for an empty file or one with NaN/inf samples
+    (the count over the whole file, as :func:`.data._read` reports it)."""
+    import soundfile as sf
+    import soxr
+
+    with sf.SoundFile(str(path)) as f:
+        rate, seen = f.samplerate, 0
+        stream = None if rate == sr else soxr.ResampleStream(rate, sr, 1, dtype="float32",
+                                                            quality="HQ")
+        while len(data := f.read(block, dtype="float32", always_2d=True)):
+            x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            finite = np.isfinite(x)
+            if not finite.all():
+                bad, rest = _count_nonfinite(f, block)
+                bad, total = bad + int((~finite).sum()), rest + seen + len(x)
+                if bad == total:
+                    raise ValueError("no finite samples (all NaN/inf)")
+                raise ValueError(f"it holds {bad} NaN/inf samples; clean the file first")
+            seen += len(x)
+            if stream is not None:
+                x = stream.resample_chunk(np.ascontiguousarray(x))
+            if len(x):
+                yield np.ascontiguousarray(x, dtype=np.float32)
+        if seen == 0:
+            raise ValueError("empty (0 samples)")
+        if stream is not None:
+            x = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(x):
+                yield np.ascontiguousarray(x, dtype=np.float32)
+
+
+class _Window:
+    """Samples ``[a, b)`` of a stream of blocks, for windows that only move forward: holds the
+    samples from the last window's start on, and counts those beyond [-1, 1] once each."""
+
+    def __init__(self, path: Path, blocks):
+        self.path, self._blocks = path, blocks
+        self._buf, self._start = np.zeros(0, np.float32), 0  # _buf[0] is sample _start
+        self.total: int | None = None  # the stream's length, once it has ended
+        self.over, self.peak = 0, 0.0
+
+    def fill(self, end: int) -> None:
+        """Read until sample ``end`` is held or the stream has ended."""
+        parts, have = [self._buf], self._start + len(self._buf)
+        while self.total is None and have < end:
+            try:
+                x = next(self._blocks)
+            except StopIteration:
+                self.total = have
+            except Exception as e:  # noqa: BLE001 - unreadable audio of any kind
+                raise CLIError(f"could not read audio from {self.path}: {e}") from e
+            else:
+                mag = np.abs(x)
+                self.over += int((mag > 1.0).sum())
+                self.peak = max(self.peak, float(mag.max()))
+                parts.append(x)
+                have += len(x)
+        if len(parts) > 1:
+            self._buf = np.concatenate(parts)
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        """Samples ``[a, b)`` (zeros past the end); forgets those before ``a``."""
+        self.fill(b)
+        self._buf, self._start = self._buf[a - self._start:], a
+        x = self._buf[: b - a]
+        return x if len(x) == b - a else np.concatenate([x, np.zeros(b - a - len(x),
+                                                                     np.float32)])
+
+
+@torch.no_grad()
+def encode_file(model: TeluguCodec, path: Path, n_quantizers: int | None = None, *,
+                chunk_frames: int = CHUNK_FRAMES, context_frames: int = CONTEXT_FRAMES,
+                read_block: int = READ_BLOCK) -> tuple[bytes, int]:
+    """A code file of the audio file ``path`` (``(contents, samples)``), read a chunk at a
+    time: the codes of :func:`encode_wav` on the whole file's samples. Refuses unreadable,
+    empty or non-finite audio (:class:`CLIError` naming the file); samples beyond [-1, 1],
+    which the codec's output range cannot hold, are reported on stderr."""
+    hop, sr = model.hop_length, model.cfg.sample_rate
+    src = _Window(path, _mono_blocks(path, sr, read_block))
+    dtype = np.uint16 if model.cfg.codebook_size <= 2**16 else np.int64
+    parts, start, frames = [], 0, None
+    while frames is None or start < frames:
+        # the stream's length is needed only once it ends within this chunk and its context
+        src.fill((start + chunk_frames + context_frames) * hop)
+        if src.total is not None:
+            frames = -(-src.total // hop)
+        end = frames if frames is not None else start + chunk_frames + context_frames
+        # as _chunks(frames, chunk_frames, context_frames)
+        stop = min(start + chunk_frames, end)
+        lo, hi = max(0, start - context_frames), min(end, stop + context_frames)
+        x = torch.from_numpy(src.get(lo * hop, hi * hop))[None, None]
+        codes = model.encode(x, n_quantizers)[0]  # (n_q, hi - lo)
+        parts.append(codes[:, start - lo: stop - lo].numpy().astype(dtype))
+        start = stop
+    if src.over:
+        print(f"warning: {path}: {src.over} samples beyond [-1, 1] (peak {src.peak:.2f})"
+              "; the decoded audio is limited to [-1, 1]", file=sys.stderr)
+    data = pack_codes(np.concatenate(parts, axis=1), model.cfg.codebook_size,
+                      sample_rate=sr, hop=hop, num_samples=src.total,
+                      num_quantizers=model.cfg.num_quantizers,
+                      fingerprint=model_fingerprint(model))
+    return data, src.total
+
+
+@torch.no_grad()
+def decode_file(model: TeluguCodec, path: Path, output: Path, n_quantizers: int | None = None,
+                *, chunk_frames: int = CHUNK_FRAMES,
+                context_frames: int = CONTEXT_FRAMES) -> int:
+    """Decode the code file ``path`` into the audio file ``output`` a chunk at a time (the
+    samples of :func:`decode_bytes`); the samples written. The file is checked before
+    anything is written, and ``output`` is replaced only once it is complete."""
+    import os
+
+    import soundfile as sf
+
+    data = Path(path).read_bytes()  # the codes: 0.7 kB a second
+    head = read_header(data)
+    n = _check_model(model, head, n_quantizers)
+    fmt = output.suffix[1:].upper()
+    if fmt not in sf.available_formats():
+        raise CLIError(f"cannot tell the audio format of {output} from its extension "
+                       "(.wav, .flac, ...)")
+    hop, left = model.hop_length, head["num_samples"]
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        f = sf.SoundFile(str(tmp), "w", samplerate=head["sample_rate"], channels=1, format=fmt)
+    except Exception as e:  # noqa: BLE001 - a folder that is missing or not writable
+        raise CLIError(f"could not write {output}: {e}") from e
+    try:
+        with f:
+            for start, stop, lo, hi in _chunks(head["frames"], chunk_frames, context_frames):
+                c = torch.from_numpy(unpack_frames(data, head, lo, hi)[:n])[None]
+                y = model.decode(c)[0, 0][(start - lo) * hop: (stop - lo) * hop].numpy()
+                f.write(y[:left])
+                left -= len(y[:left])
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return head["num_samples"]
 
 
 def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = None,
@@ -197,21 +400,6 @@ def evaluate_clips(model: TeluguCodec, clips: list, n_quantizers: int | None = N
 
 class CLIError(Exception):
     """A user error: printed as one ``error:`` line, exit code 2."""
-
-
-def _read_mono(path: Path, sr: int) -> np.ndarray:
-    """One file, mono, resampled to ``sr``; non-finite samples are refused, samples beyond
-    [-1, 1] (which the codec's output range cannot hold) are reported."""
-    from .data import _read
-    try:
-        audio = _read(path, sr, nonfinite="raise")
-    except Exception as e:  # noqa: BLE001 - unreadable audio of any kind
-        raise CLIError(f"could not read audio from {path}: {e}") from e
-    over = int((np.abs(audio) > 1.0).sum())
-    if over:
-        print(f"warning: {path}: {over} samples beyond [-1, 1] (peak {np.abs(audio).max():.2f})"
-              "; the decoded audio is limited to [-1, 1]", file=sys.stderr)
-    return audio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,17 +467,14 @@ def _main(argv: list[str] | None = None) -> int:
                 f"{args.n_quantizers}")
 
     if args.cmd == "encode":
-        audio = _read_mono(args.input, sr)
-        data = encode_wav(model, audio, args.n_quantizers)
+        data, samples = encode_file(model, args.input, args.n_quantizers)
         args.output.write_bytes(data)
-        print(f"{args.input} ({len(audio) / sr:.2f} s) -> {args.output}: {len(data)} bytes, "
-              f"{len(data) * 8 / (len(audio) / sr) / 1000:.2f} kbps")
+        print(f"{args.input} ({samples / sr:.2f} s) -> {args.output}: {len(data)} bytes, "
+              f"{len(data) * 8 / (samples / sr) / 1000:.2f} kbps")
         return 0
     if args.cmd == "decode":
-        import soundfile as sf
-        y = decode_bytes(model, args.input.read_bytes(), args.n_quantizers)
-        sf.write(args.output, y, sr)
-        print(f"{args.input} -> {args.output} ({len(y) / sr:.2f} s)")
+        samples = decode_file(model, args.input, args.output, args.n_quantizers)
+        print(f"{args.input} -> {args.output} ({samples / sr:.2f} s)")
         return 0
     return _evaluate(model, args)
 

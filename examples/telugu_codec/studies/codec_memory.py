@@ -8,22 +8,27 @@ temporary folder (``--work_dir``; under ``/tmp`` by default, removed at the end 
 ``--keep``) and coded by separate processes, one at a time:
 
 * ``chunked``: the CLI as it is, ``python -m examples.telugu_codec.codec encode IN OUT`` and
-  ``decode OUT back.wav`` (chunks of :data:`~examples.telugu_codec.codec.CHUNK_FRAMES` frames
-  with :data:`~examples.telugu_codec.codec.CONTEXT_FRAMES` frames of context on each side);
+  ``decode OUT back.wav``: it reads, codes and writes the files a chunk at a time (chunks of
+  :data:`~examples.telugu_codec.codec.CHUNK_FRAMES` frames with
+  :data:`~examples.telugu_codec.codec.CONTEXT_FRAMES` frames of context on each side);
 * ``whole``: the same CLI code in a process of this module (``--worker``) that binds
-  ``chunk_frames`` of :func:`~examples.telugu_codec.codec.encode_audio` and
-  :func:`~examples.telugu_codec.codec.decode_codes` to more frames than any file has, so each
-  file goes through the model in one pass, as the CLI did before it coded in chunks. Model,
-  weights, file reading and writing are the same; only the chunking differs. (The one chunk's
-  output is still copied once by ``torch.cat``, as in the chunked path.)
+  ``chunk_frames`` of :func:`~examples.telugu_codec.codec.encode_file` and
+  :func:`~examples.telugu_codec.codec.decode_file` (and of ``encode_audio`` and
+  ``decode_codes``) to more frames than any file has, so each file is read, goes through the
+  model and is written in one pass. Model, weights and code are the same; only the chunking
+  differs.
 
 Both ``decode`` runs read the code file of the chunked ``encode``, so their inputs are the
 same. ``baseline`` is a process that only imports torch and loads the model: the fixed cost.
 
 Peak memory is the child's ``ru_maxrss`` from ``os.wait4`` (the figure ``/usr/bin/time -v``
-prints as "Maximum resident set size"). The parent also polls the child's ``VmRSS`` every
-``--poll`` seconds and stops it when it passes ``--max_rss_gib`` or when the machine's
-``MemAvailable`` falls under ``--min_available_gib``; a stopped run is recorded with
+prints as "Maximum resident set size"). Each child is started by a small launcher process
+with no third-party imports, not by this one: Linux carries the resident-memory high-water
+mark of the process that calls ``execve`` into the new program's ``ru_maxrss``, so a child of
+this process (torch, the study's audio) would report at least this process' own peak. The
+launcher also polls the child's ``VmRSS`` every ``--poll`` seconds and stops it when it
+passes ``--max_rss_gib`` or when the machine's ``MemAvailable`` falls under
+``--min_available_gib``; a stopped run is recorded with
 ``stopped: true``, the RSS it had reached, and the figure extrapolated from the per-minute
 growth (peak minus baseline, per minute of audio) of the longest completed run of the same
 command. Wall times include process start-up (importing torch, loading the model) and the
@@ -46,6 +51,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import json
 import os
 import platform
 import shlex
@@ -159,9 +165,51 @@ def _mem_available() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
+def _run_and_watch(cmd: list[str], max_rss: int, min_available: int, poll: float) -> dict:
+    """Run ``cmd`` and watch it (stdlib only: it runs in :func:`measure`'s small launcher)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        polled, stopped = 0, None
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _vm_rss(proc.pid) or 0
+            polled = max(polled, rss)
+            if stopped is None and rss > max_rss:
+                stopped = f"RSS passed {max_rss / 2**30:.1f} GiB"
+            elif stopped is None and _mem_available() < min_available:
+                stopped = f"machine's available memory under {min_available / 2**30:.1f} GiB"
+            if stopped is not None:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(poll)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
+    return {"maxrss": usage.ru_maxrss * 1024, "polled": polled, "wall": wall,
+            "returncode": os.waitstatus_to_exitcode(status), "stopped": stopped, "tail": tail}
+
+
+def _launcher_code() -> str:
+    """A stdlib-only program that runs :func:`_run_and_watch` on the JSON in its argv[1]."""
+    import inspect
+
+    return "\n".join(["import json, os, subprocess, sys, tempfile, time"]
+                     + [inspect.getsource(f) for f in (_vm_rss, _mem_available, _run_and_watch)]
+                     + ["print(json.dumps(_run_and_watch(**json.loads(sys.argv[1]))))"])
+
+
 def measure(cmd: list[str], env: dict[str, str], *, max_rss: int, min_available: int,
             poll: float) -> dict:
     """Run ``cmd`` in the repository root; its peak RSS, wall time and whether it was stopped.
+
+    The command is started by a small launcher process (a Python with no third-party
+    imports): on Linux ``execve`` records the resident-memory high-water mark of the memory it
+    replaces in the new process' ``ru_maxrss``, so a command started by this process (which
+    holds torch and the study's audio) would report at least this process' own peak.
 
     Args:
         cmd: The command line.
@@ -172,41 +220,23 @@ def measure(cmd: list[str], env: dict[str, str], *, max_rss: int, min_available:
 
     Returns:
         ``peak_rss_mib`` (``ru_maxrss``), ``polled_peak_mib``, ``wall_s``, ``returncode``,
-        ``stopped`` (``None`` or why) and, when it failed, ``stderr`` (the last lines).
+        ``stopped`` (``None`` or why).
 
     Raises:
         RuntimeError: If the command fails without having been stopped.
     """
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
-        polled, stopped = 0, None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            rss = _vm_rss(proc.pid) or 0
-            polled = max(polled, rss)
-            if stopped is None and rss > max_rss:
-                stopped = f"RSS passed {max_rss / GIB:.1f} GiB"
-            elif stopped is None and _mem_available() < min_available:
-                stopped = f"machine's available memory under {min_available / GIB:.1f} GiB"
-            if stopped is not None:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(poll)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
-    out = {"peak_rss_mib": round(usage.ru_maxrss * 1024 / MIB, 1),
-           "polled_peak_mib": round(polled / MIB, 1), "wall_s": round(wall, 2),
-           "returncode": proc.returncode, "stopped": stopped}
-    if proc.returncode != 0 and stopped is None:
-        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}): " + "\n".join(tail))
-    return out
+    args = {"cmd": cmd, "max_rss": max_rss, "min_available": min_available, "poll": poll}
+    launched = subprocess.run([sys.executable, "-c", _launcher_code(), json.dumps(args)],
+                              cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if launched.returncode != 0:
+        raise RuntimeError(f"the launcher of {shlex.join(cmd)} failed: {launched.stderr}")
+    r = json.loads(launched.stdout)
+    if r["returncode"] != 0 and r["stopped"] is None:
+        raise RuntimeError(f"{shlex.join(cmd)} failed ({r['returncode']}): "
+                           + "\n".join(r["tail"]))
+    return {"peak_rss_mib": round(r["maxrss"] / MIB, 1),
+            "polled_peak_mib": round(r["polled"] / MIB, 1), "wall_s": round(r["wall"], 2),
+            "returncode": r["returncode"], "stopped": r["stopped"]}
 
 
 def commands(op: str, mode: str, src: Path, dst: Path, checkpoint: Path) -> list[str]:
@@ -228,8 +258,9 @@ def worker(argv: Sequence[str]) -> int:
     """
     from .. import codec
 
-    codec.encode_audio = functools.partial(codec.encode_audio, chunk_frames=WHOLE_FILE_FRAMES)
-    codec.decode_codes = functools.partial(codec.decode_codes, chunk_frames=WHOLE_FILE_FRAMES)
+    for name in ("encode_file", "decode_file", "encode_audio", "decode_codes"):
+        setattr(codec, name, functools.partial(getattr(codec, name),
+                                               chunk_frames=WHOLE_FILE_FRAMES))
     return codec.main(list(argv))
 
 
@@ -292,7 +323,7 @@ def meta(argv: Sequence[str], args: argparse.Namespace, cfg: dict) -> dict:
 
     import rvq_blocks
 
-    from ..codec import CHUNK_FRAMES, CONTEXT_FRAMES
+    from ..codec import CHUNK_FRAMES, CONTEXT_FRAMES, READ_BLOCK
 
     weights = args.checkpoint / WEIGHTS if args.checkpoint.is_dir() else args.checkpoint
     git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
@@ -312,6 +343,7 @@ def meta(argv: Sequence[str], args: argparse.Namespace, cfg: dict) -> dict:
             "arch": cfg["arch"], "center_latents": cfg["center_latents"],
             "sample_rate": SR, "hop": int(np.prod(cfg["strides"])),
             "chunk_frames": CHUNK_FRAMES, "context_frames": CONTEXT_FRAMES,
+            "read_block_frames": READ_BLOCK,
             "source": args.source, "max_rss_gib": args.max_rss_gib,
             "peak": "ru_maxrss of the child process (os.wait4), as /usr/bin/time -v",
             "baseline": "python -c '" + BASELINE_CODE + "' CHECKPOINT",
