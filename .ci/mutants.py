@@ -113,8 +113,9 @@ def _skip_ranges(tree: ast.Module) -> set[int]:
             mark(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             mark(node)
-        if isinstance(node, ast.keyword) and node.arg == "dim":
-            mark(node)  # an axis: a wrong one is a shape error, or the same axis (-1 of 2-D)
+        if isinstance(node, ast.keyword) and node.arg in ("dim", "strict"):
+            mark(node)  # an axis: a wrong one is a shape error, or the same axis (-1 of 2-D);
+            # zip(strict=...) only guards lengths that are equal by construction
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in AXIS_METHODS and node.args:
             mark(node.args[0])
@@ -278,20 +279,30 @@ def run_all(todo: list[tuple[Mutant, list[str], float]], snap: Path, jobs: int) 
                 print(f"  survived  {m.module}.py:{m.line}: {m.what:28s} | {m.text}", flush=True)
 
 
-def _function_spans(source: str) -> list[tuple[int, int]]:
-    """(first, last) line of every function, innermost last when sorted by first line."""
-    return sorted((n.lineno, n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source))
-                  if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+def _function_spans(source: str) -> list[tuple[int, int, int]]:
+    """``(def line, first body line, last line)`` of every function, sorted."""
+    spans = []
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([n.lineno, *(d.lineno for d in n.decorator_list)])
+            spans.append((first, n.body[0].lineno, n.end_lineno or n.lineno))
+    return sorted(spans)
 
 
-def _covering(lines: dict[int, list[str]], spans: list[tuple[int, int]], line: int) -> set[str]:
-    """Tests that run ``line``. Lines run only at import (a default argument, a module
-    constant) get the tests that run the enclosing function, or any line of the module."""
+def _covering(lines: dict[int, list[str]], spans: list[tuple[int, int, int]],
+              line: int) -> set[str]:
+    """Tests that run ``line``. A line that runs only at import (a default argument in a
+    signature, a module constant) gets the tests that run the body of its function, or any
+    line of the module; a body line no test runs gets none (see ``UNCOVERED_TESTS``)."""
     if lines.get(line):
         return set(lines[line])
-    inside = [(a, b) for a, b in spans if a <= line <= b]
-    lo, hi = max(inside) if inside else (0, 10**9)
-    return {t for ln, tests in lines.items() if lo <= ln <= hi for t in tests}
+    inside = [(a, b, c) for a, b, c in spans if a <= line <= c]
+    if not inside:  # module level
+        return {t for tests in lines.values() for t in tests}
+    start, body, end = max(inside)
+    if line >= body:
+        return set()
+    return {t for ln, tests in lines.items() if body <= ln <= end for t in tests}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -374,14 +374,15 @@ def _reference_beam(x: torch.Tensor, codebooks: list[torch.Tensor], beam: int) -
     return torch.tensor(out)
 
 
-def test_pruned_beam_keeps_the_best_beams():
+@pytest.mark.parametrize("beam", [2, 3])
+def test_pruned_beam_keeps_the_best_beams(beam):
     """With beam_size << K^Q beams are pruned every stage; keeping the worst ones instead (a
     mutant the exhaustive test cannot see) gives other codes than the reference search."""
     torch.manual_seed(0)
-    rvq = ResidualVQ(3, 3, 8, kmeans_init=False, beam_size=3).eval()
+    rvq = ResidualVQ(3, 3, 8, kmeans_init=False, beam_size=beam).eval()
     x = torch.randn(1, 3, 40)
     codes = rvq.encode(x)[0].t()  # (T, Q)
-    ref = _reference_beam(x[0].t(), [rvq.codebook[k] for k in range(3)], 3)
+    ref = _reference_beam(x[0].t(), [rvq.codebook[k] for k in range(3)], beam)
     assert torch.equal(codes, ref)
     greedy = ResidualVQ(3, 3, 8, kmeans_init=False).eval()
     greedy.load_state_dict(rvq.state_dict())
@@ -516,6 +517,9 @@ def test_bad_mask_and_indices():
     ({"gradient_estimator": "gumbel"}, "'ste' or 'rotation', got 'gumbel'"),
     ({"joint_refine": True, "ema": False}, "joint_refine needs ema=True"),
     ({"quantizer_dropout": 1.5}, r"quantizer_dropout in \[0.0, 1.0\], got 1.5"),
+    ({"dead_code_threshold": 1.0}, r"dead_code_threshold in \[0.0, 1.0\), got 1.0"),
+    ({"eps": 0.0}, r"eps in \(0.0, inf\], got 0.0"),
+    ({"kmeans_iters": -1}, "kmeans_iters to be an int >= 0, got -1"),
 ])
 def test_bad_hyperparameters(kwargs, match):
     args = {"dim": 8, "num_quantizers": 2, "codebook_size": 4, **kwargs}
@@ -639,3 +643,117 @@ def test_init_from_batch_marks_the_quantizer_initialized_and_resets_idle_counter
     before = copy.codebook.clone()
     copy.eval()(torch.randn(2, 4, 40))  # loaded as initialized: no k-means on first use
     assert torch.equal(copy.codebook, before)
+
+
+def test_zero_kmeans_iterations_is_the_seeding_and_kmeans_samples_defaults_to_2k():
+    rvq = ResidualVQ(4, 1, 8, kmeans_iters=0)
+    assert rvq.kmeans_samples == 16
+    x = torch.randn(1, 4, 200)
+    rvq.init_from_batch_(x)
+    rows = x[0].t()
+    assert (rvq.codebook[0][:, None, :] == rows[None]).all(-1).any(1).all()  # data vectors
+
+
+def test_training_with_a_beam_is_greedy():
+    """Beam search runs in eval only; a training forward takes the greedy codes."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 40)
+    beam = ResidualVQ(3, 3, 8, kmeans_init=False, beam_size=4, decay=0.999)
+    greedy = ResidualVQ(3, 3, 8, kmeans_init=False, decay=0.999)
+    greedy.load_state_dict(beam.state_dict())
+    assert torch.equal(beam.train()(x).indices, greedy.train()(x).indices)
+    assert not torch.equal(beam.eval()(x).indices, greedy.eval()(x).indices)
+
+
+def test_projected_stages_code_what_the_earlier_ones_left():
+    """With ``codebook_dim`` every stage codes the residual left by the ones before it: trained
+    together, four stages of 32 codes in 4-d get far closer to 8-d data than one stage."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 300)
+    rvq = ResidualVQ(8, 4, 32, codebook_dim=4)
+    opt = torch.optim.Adam(rvq.parameters(), lr=1e-2)
+    for _ in range(150):
+        out = rvq(x)
+        loss = (out.quantized - x).pow(2).mean() + out.loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    rvq.eval()
+    one, four = (float((rvq.decode(rvq.encode(x, n_quantizers=n)) - x).pow(2).mean())
+                 for n in (1, 4))
+    assert four < 0.2 and four < 0.25 * one, (one, four)
+
+
+@pytest.mark.parametrize("options", [{"codebook_dim": 4}, {"codebook_dim": 4, "ema": False}])
+def test_rotation_trick_with_projections_outputs_the_decoded_codes(options):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 30)
+    rvq = _trained(ResidualVQ(8, 3, 16, gradient_estimator="rotation", **options), x)
+    out = rvq(x)
+    torch.testing.assert_close(out.quantized, rvq.decode(out.indices), rtol=1e-5, atol=1e-6)
+    x_grad = x.clone().requires_grad_(True)
+    rvq(x_grad).quantized.sum().backward()
+    proj = [p for n, p in rvq.named_parameters() if "project" in n]
+    assert proj and all(p.grad is not None and p.grad.abs().sum() > 0 for p in proj)
+
+
+@pytest.mark.parametrize("rule", [{"dead_code_threshold": 0.5, "dead_code_patience": 0.0},
+                                  {"dead_code_threshold": 0.0, "dead_code_patience": 0.5}])
+def test_each_dead_code_rule_alone_revives(rule):
+    """Codes placed far from the data are never chosen; either rule alone brings them back."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(2, 1, 8, kmeans_init=False, ema=False, decay=0.5, **rule)
+    with torch.no_grad():
+        rvq.codebook[0, 4:] = 1e3  # (4 codes no vector will choose)
+    x = torch.randn(1, 2, 64)
+    for _ in range(3):
+        rvq(x)
+    assert bool((rvq.codebook[0, 4:].abs() < 100).all())
+
+
+def test_no_rule_revives_nothing():
+    rvq = ResidualVQ(2, 1, 8, kmeans_init=False, ema=False, dead_code_threshold=0.0,
+                     dead_code_patience=0.0)
+    with torch.no_grad():
+        rvq.codebook[0, 4:] = 1e3
+    for _ in range(3):
+        rvq(torch.randn(1, 2, 64))
+    assert bool((rvq.codebook[0, 4:] == 1e3).all())
+
+
+def test_reset_parameters_forgets_training():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 40)
+    rvq = _trained(ResidualVQ(8, 2, 16, codebook_dim=4), x, steps=3).train()
+    rvq.unused_for.fill_(7.0)
+    weights = [p.detach().clone() for n, p in rvq.named_parameters() if "project" in n]
+    rvq.reset_parameters()
+    assert not bool(rvq.initialized)
+    assert torch.count_nonzero(rvq.unused_for) == 0
+    assert torch.equal(rvq.embed_sum, rvq.codebook)
+    after = [p for n, p in rvq.named_parameters() if "project" in n]
+    assert all(not torch.equal(a, b) for a, b in zip(weights, after, strict=True))
+
+
+def test_kmeans_init_is_float32_under_autocast():
+    x = torch.randn(2, 8, 200)
+    torch.manual_seed(1)
+    plain = ResidualVQ(8, 2, 16)
+    plain.init_from_batch_(x)
+    torch.manual_seed(1)
+    auto = ResidualVQ(8, 2, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto.init_from_batch_(x)
+    assert torch.equal(auto.codebook, plain.codebook)
+
+
+def test_codebook_usage_counts_codes_under_the_floor_as_dead():
+    rvq = ResidualVQ(2, 1, 4, dead_code_threshold=0.0)  # floor: 0.01 of the uniform share
+    rvq.cluster_size.copy_(torch.tensor([[1.0, 1.0, 1.0, 0.001]]))
+    usage = rvq.codebook_usage()
+    assert usage.dead_codes.tolist() == [1]
+    rvq.cluster_size.copy_(torch.tensor([[1.0, 1.0, 1.0, 0.01]]))  # above 0.01 / 4 of 3.01
+    assert rvq.codebook_usage().dead_codes.tolist() == [0]
+    rvq = ResidualVQ(2, 1, 4, dead_code_threshold=0.5)  # floor: 0.5 of the uniform share
+    rvq.cluster_size.copy_(torch.tensor([[1.0, 1.0, 1.0, 0.3]]))
+    assert rvq.codebook_usage().dead_codes.tolist() == [1]
