@@ -620,6 +620,11 @@ def test_documented_defaults():
         "gradient_estimator": "ste", "beam_size": 1, "joint_refine": False,
         "channel_last": False, "sync": None, "device": None, "dtype": None,
     }
+    rvq = ResidualVQ(8)  # and the built module holds them
+    built = {name: getattr(rvq, name) for name in defaults if hasattr(rvq, name)}
+    built["num_quantizers"], built["codebook_size"] = rvq.codebook.shape[:2]
+    assert built == {name: value for name, value in defaults.items() if name in built} | {
+        "kmeans_samples": 2 * 1024, "codebook_dim": 8}
 
 
 @pytest.mark.parametrize("n", [0, -1, 5])
@@ -757,3 +762,86 @@ def test_codebook_usage_counts_codes_under_the_floor_as_dead():
     rvq = ResidualVQ(2, 1, 4, dead_code_threshold=0.5)  # floor: 0.5 of the uniform share
     rvq.cluster_size.copy_(torch.tensor([[1.0, 1.0, 1.0, 0.3]]))
     assert rvq.codebook_usage().dead_codes.tolist() == [1]
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_projected_stage_codes_the_residual_of_the_stages_before(train):
+    """Stage 2 picks the code nearest to ``project_in[1](x - decode(stage 1))``."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 50)
+    rvq = ResidualVQ(8, 2, 16, codebook_dim=4)
+    rvq.init_from_batch_(x)
+    codes = rvq.train(train)(x).indices  # (B, 2, T)
+    rvq.eval()
+    with torch.no_grad():
+        residual = (x - rvq.decode(codes[:, :1])).transpose(1, 2)  # (B, T, D)
+        ze = rvq.project_in[1](residual)  # (B, T, 4)
+        expected = torch.cdist(ze, rvq.codebook[1].expand(2, -1, -1)).argmin(-1)
+    assert (codes[:, 1] == expected).float().mean() > 0.98
+
+
+def _quiet(**options):
+    """A quantizer whose EMA usage is easy to follow: no revival, decay 0.5."""
+    return ResidualVQ(4, 1, 8, decay=0.5, dead_code_threshold=0.0, dead_code_patience=0.0,
+                      **options)
+
+
+def test_init_from_batch_usage_is_rescaled_to_the_first_training_batch():
+    rvq = _quiet()
+    rvq.init_from_batch_(torch.randn(4, 4, 100))  # 400 vectors
+    rvq(torch.randn(1, 4, 64))
+    torch.testing.assert_close(rvq.cluster_size.sum(-1), torch.tensor([64.0]))
+
+
+def test_without_kmeans_the_usage_starts_uniform_and_reset_forgets_a_pending_rescale():
+    rvq = _quiet(kmeans_init=False)
+    rvq(torch.randn(1, 4, 64))
+    torch.testing.assert_close(rvq.cluster_size.sum(-1), torch.tensor([0.5 * 8 + 0.5 * 64]))
+    rvq.init_from_batch_(torch.randn(4, 4, 100))
+    rvq.reset_parameters()  # the rescale the init asked for is forgotten with it
+    rvq.kmeans_init = False
+    rvq._needs_init = False
+    rvq(torch.randn(1, 4, 64))
+    torch.testing.assert_close(rvq.cluster_size.sum(-1), torch.tensor([0.5 * 8 + 0.5 * 64]))
+
+
+def test_a_single_valid_vector_weighs_as_itself():
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 3)
+    rvq = ResidualVQ(4, 2, 8, ema=False).eval()
+    mask = torch.tensor([[True, False, False]])
+    alone = rvq(x[..., :1])
+    masked = rvq(x, mask=mask)
+    torch.testing.assert_close(masked.commitment_loss, alone.commitment_loss)
+    torch.testing.assert_close(masked.codebook_loss, alone.codebook_loss)
+    left = x[..., :1] - rvq.decode(alone.indices[:, :1])  # what stage 2 is given
+    torch.testing.assert_close(alone.commitment_loss[0], left.pow(2).mean())
+
+
+def test_rotation_trick_sends_projections_the_straight_through_gradient():
+    """Only the value path to the input is rotated; the projections learn from the sum of
+    codes as with the plain estimator."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 30)
+    ste = _trained(ResidualVQ(8, 3, 16, codebook_dim=4), x).train()
+    rot = ResidualVQ(8, 3, 16, codebook_dim=4, gradient_estimator="rotation").train()
+    rot.load_state_dict(ste.state_dict())
+    g = torch.randn(2, 8, 30)
+    grads = []
+    for rvq in (ste, rot):
+        rvq.decay = 1.0 - 1e-9  # (keep the codes fixed between the two)
+        out = rvq(x)
+        params = [p for n, p in rvq.named_parameters() if "project_out" in n]
+        grads.append(torch.autograd.grad((out.quantized * g).sum(), params))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_commitment_loss_sends_no_gradient_to_the_output_projections():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 30, requires_grad=True)
+    rvq = _trained(ResidualVQ(8, 3, 16, codebook_dim=4), x.detach()).train()
+    out = rvq(x)
+    params = [p for n, p in rvq.named_parameters() if "project_out" in n]
+    grads = torch.autograd.grad(out.commitment_loss.sum(), params, allow_unused=True)
+    assert all(g is None or torch.count_nonzero(g) == 0 for g in grads)

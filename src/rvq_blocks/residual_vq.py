@@ -129,9 +129,10 @@ class ResidualVQ(VersionedModule):
         self.sync = sync
         self._dropout_generator: torch.Generator | None = None  # shared by all ranks
         self._forced_indices: Tensor | None = None  # (N, n), set only by forced_codes
-        self._pool: list[Tensor] = []  # valid latents gathered for the k-means init
-        self._provisional = False  # whether a provisional init from the pool has run
-        self._rescale_usage = False  # init_from_batch_: usage set at the first training step
+        self._needs_init: bool  # k-means init pending (a Python flag: no host read per step)
+        self._pool: list[Tensor]  # valid latents gathered for the k-means init
+        self._provisional: bool  # whether a provisional init from the pool has run
+        self._rescale_usage: bool  # init_from_batch_: usage set at the first training step
         self._register_state(device, dtype)
         self.reset_parameters()
 
@@ -190,6 +191,8 @@ class ResidualVQ(VersionedModule):
     # ------------------------------------------------------------------ state
     def reset_parameters(self) -> None:
         """Random codebooks (unit-variance codes), uniform usage, data-dependent init pending."""
+        self._needs_init = self.kmeans_init
+        self._pool, self._provisional, self._rescale_usage = [], False, False
         with torch.no_grad():
             if self.codebook.device.type == "meta":
                 return
@@ -199,11 +202,9 @@ class ResidualVQ(VersionedModule):
             if self.ema:
                 self.embed_sum.copy_(self.codebook)
             self.initialized.fill_(not self.kmeans_init)
-            if self.project_in is not None and self.project_out is not None:
-                for lin in (*self.project_in, *self.project_out):
+            for linears in (self.project_in, self.project_out):
+                for lin in cast("list[nn.Linear]", list(linears or ())):
                     lin.reset_parameters()
-        self._needs_init = self.kmeans_init
-        self._pool, self._provisional = [], False
 
     @override
     def _after_load(self, state_dict: Mapping[str, Any], prefix: str) -> None:
@@ -359,7 +360,7 @@ class ResidualVQ(VersionedModule):
         """
         valid = weight > 0  # (N,)
         denom = weight.sum().clamp_min(1.0) * self.codebook_dim
-        residual, total = z, torch.zeros_like(z.detach())  # total: grads to projections only
+        residual, total = z, torch.zeros_like(z)  # total: grads to projections only
         idx_l: list[Tensor] = []
         commit: list[Tensor] = []
         codebook_loss: list[Tensor] = []
@@ -392,7 +393,7 @@ class ResidualVQ(VersionedModule):
                        torch.stack(codebook_loss), torch.stack(counts), inputs)
 
     def _quantize(self, raw: Tensor, finite: Tensor, weight: Tensor, n: int,
-                  masked: bool, synced: bool = False) -> tuple[Tensor, ...]:
+                  masked: bool, synced: bool) -> tuple[Tensor, ...]:
         """Flat vectors ``(N, D)`` to ``(quantized, indices (N, n), loss, commit, codebook,
         perplexity, codes_used)``; in training, also the codebook update."""
         # Non-finite rows are zeroed (gradient 0 there) so no NaN reaches a loss, a gradient of
@@ -401,14 +402,15 @@ class ResidualVQ(VersionedModule):
         st = self._stages(z, weight, n, assigned=self._assign(z, n))
         total = st.total
         if self.gradient_estimator == "rotation":
-            # zero where raw is finite, NaN where not: non-finite rows stay visible in the output
-            quantized = ops.rotation_trick(z, total.detach()) + (raw.detach() - raw.detach())
+            # NaN where raw is not finite: non-finite rows stay visible in the output
+            quantized = torch.where(torch.isfinite(raw), ops.rotation_trick(z, total.detach()),
+                                    torch.nan)
             if self.project_out is not None:
                 quantized = quantized + (total - total.detach())
         else:
             quantized = total + (raw - raw.detach())  # value: exactly the sum of codes
         if self.training:
-            self._update_codebooks(z.detach(), total.detach(), st.inputs,
+            self._update_codebooks(z, total, st.inputs,
                                    list(st.indices.unbind(1)), st.counts, weight, masked, synced)
         loss = st.codebook_loss.mean() + self.commitment_weight * st.commitment_loss.mean()
         return (quantized, st.indices, loss, st.commitment_loss, st.codebook_loss,
@@ -418,7 +420,7 @@ class ResidualVQ(VersionedModule):
     @torch.no_grad()
     def _update_codebooks(self, z: Tensor, total: Tensor, stage_inputs: list[Tensor],
                           all_idx: list[Tensor], counts: Tensor, weight: Tensor,
-                          masked: bool, synced: bool = False) -> None:
+                          masked: bool, synced: bool) -> None:
         """EMA step and dead-code revival of the ``n`` stages that ran (``rvq_blocks._codebook``),
         with ``synced`` from statistics summed over the ranks (one ``all_reduce``)."""
         n = len(all_idx)
@@ -484,12 +486,12 @@ class ResidualVQ(VersionedModule):
         x = check_latents(x, self.dim, _OWNER, self.channel_last)  # before x.device is read
         with torch.autocast(x.device.type, enabled=False):
             z, _, weight = self._flatten(x, mask)
-            self._init(z[weight > 0], tuple(x.shape), _dist.is_active(self.sync, _OWNER))
+            rows = z[weight > 0]  # (M, D); the usage is rescaled at the first training step
+            self._init(rows, tuple(x.shape), _dist.is_active(self.sync, _OWNER), rows.shape[0])
         self._rescale_usage = True
         self._init_done()
 
-    def _init(self, data: Tensor, shape: tuple[int, ...], synced: bool,
-              flow: float = 1.0) -> None:
+    def _init(self, data: Tensor, shape: tuple[int, ...], synced: bool, flow: float) -> None:
         """k-means init from the valid rows ``data`` ``(M, D)`` of an input of ``shape``;
         synced, on rank 0 over all ranks' rows, then broadcast (raises on every rank if no
         rank had a row)."""
@@ -500,7 +502,7 @@ class ResidualVQ(VersionedModule):
             raise ValueError(f"{_OWNER}.init_from_batch_ needs at least one finite, unmasked "
                              f"vector on some rank, got none (x of shape {shape} here)")
 
-    def _init_kmeans(self, data: Tensor, shape: tuple[int, ...], flow: float = 1.0) -> None:
+    def _init_kmeans(self, data: Tensor, shape: tuple[int, ...], flow: float) -> None:
         """Stage-by-stage k-means on the valid rows ``data`` ``(M, D)`` through the greedy
         loop; the EMA usage starts at ``flow`` vectors per stage (one step's worth)."""
         if data.shape[0] == 0:
