@@ -138,6 +138,27 @@ def test_learned_codebooks_get_no_gradient_from_the_commitment_loss():
     assert g_cb.abs().sum() > 0
 
 
+@pytest.mark.parametrize("options", [{}, {"codebook_dim": 4}])
+def test_codebook_and_commitment_losses_are_one_distance_with_opposite_gradients(options):
+    """Both losses are ``|ze - c|^2`` per stage (in code space); the codebook loss moves only
+    the codes, the commitment loss only the input (and input projections)."""
+    torch.manual_seed(0)
+    rvq = ResidualVQ(8, 3, 16, ema=False, **options)
+    x = torch.randn(2, 8, 30)
+    rvq(x)  # k-means init
+    xg = x.clone().requires_grad_(True)
+    out = rvq(xg)
+    torch.testing.assert_close(out.codebook_loss, out.commitment_loss)
+    (g_x,) = torch.autograd.grad(out.codebook_loss.sum(), xg, retain_graph=True,
+                                 allow_unused=True)
+    assert g_x is None or torch.count_nonzero(g_x) == 0
+    (g_cb,) = torch.autograd.grad(out.commitment_loss.sum(), rvq.codebook, retain_graph=True,
+                                  allow_unused=True)
+    assert g_cb is None or torch.count_nonzero(g_cb) == 0
+    (g_x,) = torch.autograd.grad(out.commitment_loss.sum(), xg)
+    assert torch.count_nonzero(g_x) > 0
+
+
 def test_every_stage_commitment_loss_reaches_the_encoder():
     """Bug (encodec#25, vector-quantize-pytorch#33): later stages' commitment grads were zero."""
     rvq = ResidualVQ(8, 4, 16)
@@ -741,7 +762,7 @@ def test_reset_parameters_forgets_training():
 
 
 def test_kmeans_init_is_float32_under_autocast():
-    x = torch.randn(2, 8, 200)
+    x = 50.0 + 0.05 * torch.randn(2, 8, 200)  # bf16 distances could not tell these apart
     torch.manual_seed(1)
     plain = ResidualVQ(8, 2, 16)
     plain.init_from_batch_(x)
@@ -750,6 +771,14 @@ def test_kmeans_init_is_float32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         auto.init_from_batch_(x)
     assert torch.equal(auto.codebook, plain.codebook)
+
+
+def test_codes_used_is_the_fraction_of_codes_chosen_in_the_batch():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(4, 2, 16, kmeans_init=False)
+    out = rvq.eval()(torch.randn(1, 4, 6))  # 6 vectors: some codes once, most never
+    expected = [len(out.indices[0, k].unique()) / 16 for k in range(2)]
+    torch.testing.assert_close(out.codes_used, torch.tensor(expected))
 
 
 def test_codebook_usage_counts_codes_under_the_floor_as_dead():
