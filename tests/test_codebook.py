@@ -7,10 +7,10 @@ from rvq_blocks import _codebook as cb
 
 # --------------------------------------------------------------------------- fit_stage
 def test_fit_stage_with_enough_vectors_fits_every_code_by_kmeans():
-    """``MIN_VECTORS_PER_CODE`` vectors per code: all ``K`` codes come from k-means (with no
-    Lloyd iteration, its seeding: distinct data vectors), none is a split."""
+    """Eight vectors per code (the documented ``N // 8``): all ``K`` codes come from k-means
+    (with no Lloyd iteration, its seeding: distinct data vectors), none is a split."""
     torch.manual_seed(0)
-    data = torch.randn(8 * cb.MIN_VECTORS_PER_CODE, 3)
+    data = torch.randn(8 * 8, 3)
     codes = cb.fit_stage(data, 8, iters=0, cosine=False)
     matches = (codes[:, None, :] == data[None]).all(-1)  # (K, N)
     assert matches.any(1).all() and len(set(matches.int().argmax(1).tolist())) == 8
@@ -20,13 +20,13 @@ def test_fit_stage_with_enough_vectors_fits_every_code_by_kmeans():
 
 def test_fit_stage_with_few_vectors_splits_fitted_codes_toward_the_data():
     torch.manual_seed(0)
-    data = torch.randn(cb.MIN_VECTORS_PER_CODE * 2, 3)  # room for 2 fitted codes of 16
+    data = torch.randn(8 * 2, 3)  # room for 2 fitted codes of 16
     codes = cb.fit_stage(data, 16, iters=5, cosine=False)
     assert codes.shape == (16, 3)
     fitted, splits = codes[:2], codes[2:]
-    # every split lies SPLIT_STEP of the way from a fitted code to a data vector
+    # every split lies a fifth of the way (docs/residual_vq.md) from a fitted code to a vector
     for s in splits:
-        ok = [(s - f) / cb.SPLIT_STEP + f for f in fitted]
+        ok = [(s - f) / 0.2 + f for f in fitted]
         assert any(torch.isclose(data, o, atol=1e-5).all(1).any() for o in ok)
 
 
@@ -106,8 +106,8 @@ def test_revive_splits_a_batch_code_toward_a_batch_vector_and_resets_its_state()
     indices = [torch.tensor([0, 0])]
     cb.revive_(codebook, size, embed_sum, idle, dead, inputs, indices, torch.ones(2))
     fresh = codebook[0, 2]
-    # a copy of code 0 moved SPLIT_STEP of the way toward one of the batch vectors
-    assert any(torch.allclose(fresh, cb.SPLIT_STEP * v) for v in inputs[0])
+    # a copy of code 0 moved a fifth of the way toward one of the batch vectors
+    assert any(torch.allclose(fresh, 0.2 * v) for v in inputs[0])
     assert torch.equal(codebook[0, :2], torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
     mean = 2.0
     assert torch.equal(size, torch.tensor([[5.0, 1.0, mean]]))
