@@ -119,13 +119,10 @@ def dead_codes(cluster_size: Tensor, unused_for: Tensor, threshold: float, patie
     a rarely used code that serves the tails of the data), or when its EMA usage share is
     below ``threshold`` times the uniform share. 0 turns a rule off.
     """
-    size = cluster_size.shape[-1]
-    dead = torch.zeros_like(has_data, dtype=torch.bool).expand(cluster_size.shape)
+    mean = cluster_size.sum(dim=-1, keepdim=True) / cluster_size.shape[-1]  # (n, 1)
+    dead = cluster_size < threshold * mean  # never with threshold 0: counts are >= 0
     if patience > 0:
         dead = dead | (unused_for * usage_share(cluster_size) >= patience)
-    if threshold > 0:
-        mean = cluster_size.sum(dim=-1, keepdim=True) / size  # (n, 1)
-        dead = dead | (cluster_size < threshold * mean)
     return dead & has_data
 
 
