@@ -321,6 +321,9 @@ def test_bad_inputs():
             LossBalancer(**kwargs)
     with pytest.raises(TypeError, match="mapping"):
         LossBalancer([("a", 1.0)])
+    for weights in ({1: 1.0}, {"a": True}, {"a": "1"}):  # each part of the check alone
+        with pytest.raises(TypeError, match="str -> float weights"):
+            LossBalancer(weights)
 
 
 def test_mixed_precision_losses_and_constant_terms():
