@@ -43,10 +43,10 @@ MODULES = ["residual_vq", "_vq_ops", "_codebook", "balancer", "rms_loss", "scale
            "spectral", "_checks", "complex_stft", "istft_head", "_dist"]
 # Library tests; compile, export and multi-process tests are left out (minutes each, and they
 # run the same lines as the eager tests listed here).
-TESTS = ["test_api.py", "test_vq_ops.py", "test_codebook.py", "test_residual_vq.py", "test_balancer.py",
-         "test_rms_loss.py", "test_scaled_tanh.py", "test_spectral.py", "test_istft_head.py",
-         "test_state_dict.py", "test_precision.py", "test_fuzz.py", "test_testing.py",
-         "test_gradcheck_cli.py"]
+TESTS = ["test_api.py", "test_vq_ops.py", "test_codebook.py", "test_residual_vq.py",
+         "test_balancer.py", "test_rms_loss.py", "test_scaled_tanh.py", "test_spectral.py",
+         "test_istft_head.py", "test_state_dict.py", "test_precision.py", "test_fuzz.py",
+         "test_testing.py", "test_gradcheck_cli.py"]
 # Lines no test above runs in-process (the multi-rank paths) are checked with these.
 UNCOVERED_TESTS = ["test_distributed.py"]
 
