@@ -49,6 +49,12 @@ TESTS = ["test_api.py", "test_vq_ops.py", "test_codebook.py", "test_residual_vq.
          "test_testing.py", "test_gradcheck_cli.py"]
 # Lines no test above runs in-process (the multi-rank paths) are checked with these.
 UNCOVERED_TESTS = ["test_distributed.py"]
+# Modules whose code also decides what happens on several ranks: a mutant that survives the
+# in-process tests gets a second run with these (pytest arguments), before it counts as alive.
+MULTI_RANK = {"balancer": ["tests/test_distributed.py", "-k", "balancer or balanced"],
+              "_dist": ["tests/test_distributed.py"],
+              "residual_vq": ["tests/test_distributed.py"],
+              "_codebook": ["tests/test_distributed.py"]}
 
 # (module, line text stripped, mutation description) -> why no test can tell it apart.
 EQUIVALENT: dict[tuple[str, str, str], str] = {}
@@ -353,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(m)
     print(f"{len(results)} mutants, {len(todo)} to run, {args.jobs} at a time", flush=True)
     run_all(todo, snap, args.jobs)
+    again = [(m, MULTI_RANK[m.module], 600.0) for m, _, _ in todo
+             if m.status == "survived" and m.module in MULTI_RANK]
+    if again:
+        print(f"{len(again)} survivors run again with the multi-rank tests", flush=True)
+        for m, _, _ in again:
+            m.status = ""
+        run_all(again, snap, args.jobs)
     for module, muts in per_module.items():
         print(summary(module, muts), flush=True)
     print(summary("all", results))

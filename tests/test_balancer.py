@@ -347,3 +347,19 @@ def test_loss_without_gradient_gets_scale_zero_not_total_norm_over_eps():
     assert stats["flat/scale"] == 0.0
     assert stats["recon/scale"] > 0
     assert float(total) < 10.0  # not 3 * 5e11
+
+
+@pytest.mark.parametrize("options", [{"per_batch_item": False},
+                                     {"reduce_fn": lambda t: t},
+                                     {"per_batch_item": False, "reduce_fn": lambda t: t}])
+def test_balanced_gradient_has_the_target_norm_in_every_norm_mode(options):
+    """``per_batch_item=False`` measures the whole batch's gradient norm; a custom
+    ``reduce_fn`` is not scaled by a world size. Either way one loss gets ``total_norm``."""
+    y = torch.randn(8, 1, 64, requires_grad=True)
+    balancer = LossBalancer({"recon": 1.0}, total_norm=2.0, **options)
+    balancer.backward({"recon": 1e-3 * y.square().mean()}, y)
+    if options.get("per_batch_item", True):
+        norm = y.grad.flatten(1).norm(dim=1).mean()
+    else:
+        norm = y.grad.norm()
+    assert float(norm) == pytest.approx(2.0, rel=1e-4)
