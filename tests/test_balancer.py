@@ -149,7 +149,7 @@ def test_nonfinite_loss_raises_naming_it_and_touches_nothing(bad):
     balancer = LossBalancer({"recon": 1.0, "percept": 1.0})
     y, z = model(torch.randn(2, 1, 16))
     losses = {"recon": y.abs().mean(), "percept": y.mean() * bad}
-    with pytest.raises(FloatingPointError, match="percept"):
+    with pytest.raises(FloatingPointError, match="non-finite loss percept;"):
         balancer.backward(losses, y)
     assert all(p.grad is None for p in model.parameters())
     assert balancer.norm_ema_weight.item() == 0.0
@@ -175,7 +175,7 @@ def test_nonfinite_skip_mode_reports_and_recovers():
 def test_nonfinite_gradient_with_finite_value_is_caught():
     y = torch.zeros(2, 1, 8, requires_grad=True)
     balancer = LossBalancer({"root": 1.0})
-    with pytest.raises(FloatingPointError, match=r"root \(gradient\)"):
+    with pytest.raises(FloatingPointError, match=r"non-finite loss root \(gradient\);"):
         balancer.backward({"root": y.abs().sqrt().mean()}, y)  # d sqrt|y| / dy = inf at 0
     assert y.grad is None
 
@@ -363,3 +363,46 @@ def test_balanced_gradient_has_the_target_norm_in_every_norm_mode(options):
     else:
         norm = y.grad.norm()
     assert float(norm) == pytest.approx(2.0, rel=1e-4)
+
+
+
+def test_shares_sum_to_one_whatever_the_total_norm():
+    y = torch.randn(4, 1, 32, requires_grad=True)
+    balancer = LossBalancer({"a": 1.0, "b": 3.0}, total_norm=0.5)
+    balancer.backward({"a": y.square().mean(), "b": 7.0 * y.abs().mean()}, y)
+    m = balancer.metrics
+    assert m["a/share"] == pytest.approx(0.25) and m["b/share"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("shape", [(6,), ()])
+def test_target_norm_for_one_dimensional_and_scalar_outputs(shape):
+    """Per item, a ``(B,)`` output's gradient norm is ``|g_b|``; a 0-d output has one item."""
+    y = torch.randn(shape, requires_grad=True)
+    balancer = LossBalancer({"a": 1.0}, total_norm=2.0)
+    balancer.backward({"a": (3.0 * y).square().sum()}, y)
+    assert float(y.grad.abs().mean()) == pytest.approx(2.0, rel=1e-5)
+
+
+def test_eval_uses_the_training_norm_average_once_there_is_one():
+    balancer = LossBalancer({"a": 1.0}, total_norm=1.0).eval()
+    y = torch.randn(4, 1, 16, requires_grad=True)
+    balancer.backward({"a": y.square().mean()}, y)  # no average yet: this batch's norm
+    assert float(y.grad.flatten(1).norm(dim=1).mean()) == pytest.approx(1.0, rel=1e-5)
+    balancer.train()
+    y = torch.randn(4, 1, 16, requires_grad=True)
+    balancer.backward({"a": y.square().mean()}, y)
+    balancer.eval()
+    y2 = y.detach().clone().requires_grad_(True)
+    balancer.backward({"a": 10.0 * y2.square().mean()}, y2)  # 10x: the average is kept
+    assert float(y2.grad.flatten(1).norm(dim=1).mean()) == pytest.approx(10.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_every_unbalanced_loss_is_added(balance):
+    y = torch.randn(4, 1, 16, requires_grad=True)
+    z1, z2 = torch.randn(3, requires_grad=True), torch.randn(3, requires_grad=True)
+    balancer = LossBalancer({"a": 1.0}, balance_grads=balance)
+    balancer.backward({"a": y.square().mean()}, y,
+                      unbalanced={"u1": 2.0 * z1.sum(), "u2": 3.0 * z2.sum()})
+    torch.testing.assert_close(z1.grad, torch.full((3,), 2.0))
+    torch.testing.assert_close(z2.grad, torch.full((3,), 3.0))

@@ -163,3 +163,40 @@ def test_all_zero_mask_is_refused_and_empty_examples_are_left_out_of_the_mean():
     mask[1] = 0  # the second example has no samples: the mean is over the first alone
     got = rms_scale_loss(x, y, mask=mask)
     torch.testing.assert_close(got, rms_scale_loss(x[:1], y[:1]))
+
+
+# --------------------------------------------------------------------------- exact values
+def test_rms_of_offset_stereo_signals_exactly():
+    """Two channels, each ``c + unit-power square wave``: the RMS over channels and samples is
+    1 with the mean removed and ``sqrt(mean c^2 + 1)`` without."""
+    wave = torch.tensor([1.0, -1.0]).repeat(50)  # (100,), power 1, mean 0
+    x = torch.stack([3.0 + wave, -1.0 + wave])[None]  # (1, 2, 100)
+    torch.testing.assert_close(per_example_rms(x, eps=0.0), torch.tensor([1.0]))
+    torch.testing.assert_close(per_example_rms(x, remove_mean=False, eps=0.0),
+                               torch.tensor([math.sqrt((9.0 + 1.0) / 2 + 1.0)]))
+
+
+def test_one_valid_sample_is_its_own_rms():
+    x = torch.tensor([[[0.5, -4.0, 9.0]]])
+    mask = torch.tensor([[False, True, False]])
+    torch.testing.assert_close(per_example_rms(x, mask, remove_mean=False, eps=0.0),
+                               torch.tensor([4.0]))
+
+
+def test_masked_mean_counts_examples_with_one_valid_sample():
+    """Examples with samples (even one) count; an all-padding example does not."""
+    target = torch.ones(3, 1, 4)
+    pred = 2.0 * target  # per-example loss 1 where there are samples
+    mask = torch.tensor([[True, True, True, True], [False, True, False, False],
+                         [False, False, False, False]])
+    loss = rms_scale_loss(pred, target, mask, remove_mean=False, eps=1e-12)
+    assert float(loss) == pytest.approx(1.0)  # (1 + 1 + 0) / 2
+    none = rms_scale_loss(pred, target, mask, remove_mean=False, eps=1e-12, reduction="none")
+    torch.testing.assert_close(none, torch.tensor([1.0, 1.0, 0.0]))
+
+
+def test_dc_term_is_the_squared_offset_of_the_means():
+    target = torch.randn(2, 1, 64)
+    pred = target + 0.5
+    loss = rms_scale_loss(pred, target, dc_weight=3.0, reduction="none")
+    torch.testing.assert_close(loss, torch.full((2,), 3.0 * 0.25), rtol=1e-4, atol=1e-5)

@@ -174,3 +174,38 @@ def test_linear_scale_cannot_be_trained_through_zero():
     assert float(head.raw_scale) < 0  # the raw parameter went negative ...
     assert float(head.scale) > 0  # ... the scale did not
     assert torch.all(torch.sign(head(x)) == torch.sign(torch.tanh(x)))
+
+
+# --------------------------------------------------------------------------- checks that bite
+def test_head_without_channels_takes_any_float_shape_and_refuses_integers():
+    head = ScaledTanhHead()
+    for shape in [(5,), (2, 7), (2, 1, 7), (2, 3, 4, 5)]:
+        assert head(torch.randn(shape)).shape == shape
+    with pytest.raises(TypeError, match="floating"):
+        head(torch.ones(2, 1, 4, dtype=torch.long))
+
+
+def test_head_with_channels_checks_the_channel_axis():
+    head = ScaledTanhHead(channels=2)
+    assert head(torch.randn(3, 2, 8)).shape == (3, 2, 8)
+    with pytest.raises(ValueError, match="2"):
+        head(torch.randn(3, 4, 8))
+    with pytest.raises(ValueError):
+        head(torch.randn(3, 8))  # no channel axis to scale
+    with pytest.raises(TypeError, match="floating"):
+        head(torch.ones(3, 2, 8, dtype=torch.int32))
+
+
+def test_per_channel_scale_needs_a_channel_axis():
+    with pytest.raises(ValueError):
+        scaled_tanh(torch.randn(2, 16), torch.ones(1))
+
+
+def test_saturation_checks_its_input_and_threshold():
+    y = torch.tensor([0.5, 0.995, -0.999, 0.1])
+    assert float(ScaledTanhHead.saturation(y)) == pytest.approx(0.5)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="threshold"):
+            ScaledTanhHead.saturation(y, bad)
+    with pytest.raises(TypeError, match="floating"):
+        ScaledTanhHead.saturation(torch.ones(4, dtype=torch.long))

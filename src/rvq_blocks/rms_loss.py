@@ -138,8 +138,7 @@ def rms_scale_loss(
     rms_p, mean_p = _stats(p, w, remove_mean, eps)
     rms_t, mean_t = _stats(t, w, remove_mean, eps)
     loss = (_loudness(rms_p, domain) - _loudness(rms_t, domain)).square()  # (B,)
-    if dc_weight > 0:
-        loss = loss + dc_weight * (mean_p - mean_t).square().mean(1)
+    loss = loss + dc_weight * (mean_p - mean_t).square().mean(1)  # 0 with dc_weight 0
     if mask is None:
         return _reduce(loss, reduction)
     # an example without a valid sample has no loudness: it counts 0, and "mean" averages
