@@ -243,3 +243,18 @@ def test_multi_resolution_losses_are_the_mean_of_their_single_resolutions(audio)
     mel_singles = [MultiScaleMelLoss(SR, window_lengths=(w,), n_mels=(m,))(pred, audio)
                    for w, m in zip(SMALL["window_lengths"], SMALL["n_mels"], strict=True)]
     torch.testing.assert_close(mel(pred, audio), torch.stack(mel_singles).mean())
+
+
+FORMS = {
+    "MultiResolutionSTFTLoss": lambda a, **kw: MultiResolutionSTFTLoss(**kw)(a, a),
+    "MultiScaleMelLoss": lambda a, **kw: MultiScaleMelLoss(SR, **kw)(a, a),
+    "multi_resolution_stft_loss": lambda a, **kw: multi_resolution_stft_loss(a, a, **kw),
+    "multi_scale_mel_loss": lambda a, **kw: multi_scale_mel_loss(a, a, SR, **kw),
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("option", ["log_weight", "mag_weight", "floor"])
+def test_every_option_is_checked_in_module_and_functional_form(form, option, audio):
+    with pytest.raises(ValueError, match=option):
+        FORMS[form](audio, **{option: -1.0})
