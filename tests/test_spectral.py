@@ -258,3 +258,22 @@ FORMS = {
 def test_every_option_is_checked_in_module_and_functional_form(form, option, audio):
     with pytest.raises(ValueError, match=option):
         FORMS[form](audio, **{option: -1.0})
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_shortest_input_is_half_the_largest_window_plus_one(form, audio):
+    FORMS[form](audio[..., :1025])  # default largest window 2048
+    with pytest.raises(ValueError, match="at least 1025 samples"):
+        FORMS[form](audio[..., :1024])
+
+
+@pytest.mark.parametrize("sizes", [(), (2,), (64.5,), (64, 3)])
+def test_window_sizes_must_be_integers_of_at_least_four(sizes):
+    with pytest.raises(ValueError, match="window sizes >= 4"):
+        MultiResolutionSTFTLoss(fft_sizes=sizes, hop_sizes=None)
+
+
+def test_mel_filterbank_of_two_bins_is_the_smallest():
+    assert mel_filterbank(2, 1, 16000).shape == (2, 1)
+    with pytest.raises(ValueError, match="n_freqs >= 2"):
+        mel_filterbank(1, 1, 16000)
