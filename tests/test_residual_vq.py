@@ -873,3 +873,12 @@ def test_commitment_loss_sends_no_gradient_to_the_output_projections():
     params = [p for n, p in rvq.named_parameters() if "project_out" in n]
     grads = torch.autograd.grad(out.commitment_loss.sum(), params, allow_unused=True)
     assert all(g is None or torch.count_nonzero(g) == 0 for g in grads)
+
+
+def test_the_kmeans_pool_holds_no_autograd_graph():
+    """Latents gathered over the first batches are detached: the pool must not keep every
+    batch's graph (and its activations) alive until the init commits."""
+    rvq = ResidualVQ(4, 2, 64, kmeans_samples=10_000)
+    x = torch.randn(1, 4, 50, requires_grad=True)
+    rvq(x * 2.0)
+    assert rvq._pool and not any(p.requires_grad for p in rvq._pool)
