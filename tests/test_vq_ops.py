@@ -1,5 +1,6 @@
 """The tensor functions under ``ResidualVQ``: nearest code, k-means, beam search, rotation trick."""
 
+import pytest
 import torch
 
 from rvq_blocks import _vq_ops as ops
@@ -87,6 +88,7 @@ def test_nearest_by_direction_ignores_length():
     assert int(ops.nearest(z, codebook, True)) == 0  # ... but it points along (1, 0)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
 def test_tracing_is_seen_inside_jit_trace_only():
     seen: list[bool] = []
 
@@ -99,6 +101,7 @@ def test_tracing_is_seen_inside_jit_trace_only():
     assert seen == [False, True]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
 def test_nearest_traced_at_one_length_runs_at_a_longer_one():
     """Traced, the lookup is one block, so the graph does not bake in the number of rows."""
     torch.manual_seed(0)
