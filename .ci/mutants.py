@@ -57,7 +57,77 @@ MULTI_RANK = {"balancer": ["tests/test_distributed.py", "-k", "balancer or balan
               "_codebook": ["tests/test_distributed.py"]}
 
 # (module, line text stripped, mutation description) -> why no test can tell it apart.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+# docs/reliability.md lists them with the run's figures.
+_BLOCK = ("_BLOCK_ELEMENTS = 1 << 19  # distance-block size (2 MiB of float32): stays in cache "
+          "for argmin")
+_SAME_ARGMIN = "a block size: every row-block size gives the same argmin (tested)"
+_NO_GRAD = "the tensor only feeds index choices or no-grad updates: no gradient either way"
+_TIE = "differs only when two floats are exactly equal (probability 0 for these values)"
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("_vq_ops", _BLOCK, "1 -> 2"): _SAME_ARGMIN,
+    ("_vq_ops", _BLOCK, "19 -> 20"): _SAME_ARGMIN,
+    ("_vq_ops", "rows = max(1, _BLOCK_ELEMENTS // codebook.shape[0])", "1 -> 2"): _SAME_ARGMIN,
+    ("_vq_ops", "rows = max(1, _BLOCK_ELEMENTS // codebook.shape[0])", "FloorDiv -> Mult"):
+        _SAME_ARGMIN,
+    ("_vq_ops", "return blocks[0] if len(blocks) == 1 else torch.cat(blocks)", "1 -> 2"):
+        "torch.cat of one block is that block",
+    ("_vq_ops", "def perplexity(counts: Tensor, eps: float = 1e-12) -> Tensor:",
+     "1e-12 -> 1.000000000001"): "the floor only guards an all-zero row (perplexity 1 either "
+                                 "way); usage totals are counts of vectors, >= 1 otherwise",
+    ("_vq_ops", "centroids = z[start].clone()", "drop .clone()"):
+        "advanced indexing already returns a copy",
+    ("_vq_ops", "degenerate = z_norm <= eps", "LtE -> Lt"): _TIE,
+    ("_vq_ops", "paths = torch.zeros(n, 1, 0, dtype=torch.long, device=z.device)  # (N, b, q)",
+     "1 -> 2"): "the first stage's paths have no entries; only their (empty) gather is read",
+    ("_vq_ops", "error = residual.pow(2).sum(dim=-1)  # (N, b)", "2 -> 3"):
+        "before the first stage every candidate of a vector shares this error: any function of "
+        "it adds the same constant and leaves the ranking unchanged",
+    ("residual_vq", "alive = share >= floor", "GtE -> Gt"): _TIE,
+    ("residual_vq", "if drop < self.quantizer_dropout:", "Lt -> LtE"): _TIE,
+    ("residual_vq", "return ops.beam_search(z.detach(), [self._code_vectors(k, z.dtype)",
+     "drop .detach()"): _NO_GRAD,
+    ("residual_vq", "codes = self.codebook[k].to(z.dtype) if fit is None else "
+     "fit(k, ze.detach())", "drop .detach()"): _NO_GRAD,
+    ("residual_vq", "idx = ops.nearest(ze.detach(), codes, self.use_cosine) if assigned is None "
+     "\\", "drop .detach()"): _NO_GRAD,
+    ("residual_vq", "inputs.append(ze.detach())", "drop .detach()"): _NO_GRAD,
+    ("_codebook", "if embed_sum is None or sums is None:", "and <-> or"):
+        "both are None (learned codes) or both are set (EMA): they never differ",
+    ("_codebook", "return counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)",
+     "1e-12 -> 1.000000000001"): "usage totals are counts of vectors: 0 (all shares 0 either "
+                                 "way) or >= 1",
+    ("balancer", "return self.norm_ema_sum / self.norm_ema_weight.clamp_min(1e-30)",
+     "1e-30 -> 1.0"): "the EMA weight is 0 before the first step (the average is then 0 either "
+                      "way) and >= 1 after it",
+    ("balancer", "return torch.stack(out).detach()  # (L,)", "drop .detach()"):
+        "gradient norms of gradients taken without create_graph: nothing to detach",
+    ("balancer", "scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  "
+     "# (L,)", "drop .detach()"): "weights and norm averages carry no graph",
+    ("balancer", "vals = torch.stack([losses[k].detach().reshape(()).to(dtype) for k in "
+     "self.names])  # (L,)", "drop .detach()"): "loss values are only read (finite check, logs)",
+    ("balancer", "extra_vals = [extra[k].detach().reshape(()).to(dtype) for k in extra]",
+     "drop .detach()"): "loss values are only read (finite check, logs)",
+    ("balancer", "packed = torch.cat([torch.where(torch.isfinite(norms), norms, 0.0)."
+     "to(any_bad),", "0.0 -> 1.0"): "a non-finite norm skips or raises the whole step; the "
+                                    "placeholder is never used",
+    ("scaled_tanh", "bound = 1.0 - torch.finfo(x.dtype).eps / 2", "2 -> 3"):
+        "1 - eps/3 rounds to the same float as 1 - eps/2: the largest one below 1",
+    ("scaled_tanh", "raw = s if s > 20.0 else math.log(math.expm1(s))", "Gt -> GtE"):
+        "above 20, log(expm1(s)) equals s in double precision",
+    ("scaled_tanh", "raw = s if s > 20.0 else math.log(math.expm1(s))", "20.0 -> 21.0"):
+        "above 20, log(expm1(s)) equals s in double precision",
+    ("scaled_tanh", "return (y.detach().abs() > threshold).float().mean()", "Gt -> GtE"): _TIE,
+    ("scaled_tanh", "return (y.detach().abs() > threshold).float().mean()", "drop .detach()"):
+        "a comparison carries no gradient",
+    ("spectral", "return torch.where(f >= _SLANEY_BREAK_HZ, log_part, f / _SLANEY_HZ_STEP)",
+     "GtE -> Gt"): "the Slaney scale is continuous: both branches agree at the break",
+    ("spectral", "return torch.where(m >= _SLANEY_BREAK_MEL, log_part, m * _SLANEY_HZ_STEP)",
+     "GtE -> Gt"): "the Slaney scale is continuous: both branches agree at the break",
+    ("spectral", "fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0", "1.0 -> 2.0"):
+        "the band is normalised to sum 1 on the next line",
+    ("spectral", "@functools.lru_cache(maxsize=64)", "64 -> 65"):
+        "a cache size: what is cached is the same",
+}
 
 SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
             ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult}
