@@ -125,6 +125,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "GtE -> Gt"): "the Slaney scale is continuous: both branches agree at the break",
     ("spectral", "fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0", "1.0 -> 2.0"):
         "the band is normalised to sum 1 on the next line",
+    ("spectral", "fb = fb / fb.sum(0, keepdim=True)", "True -> False"):
+        "(F, M) / (M,) broadcasts exactly as (F, M) / (1, M)",
     ("spectral", "@functools.lru_cache(maxsize=64)", "64 -> 65"):
         "a cache size: what is cached is the same",
 }

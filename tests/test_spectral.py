@@ -277,3 +277,32 @@ def test_mel_filterbank_of_two_bins_is_the_smallest():
     assert mel_filterbank(2, 1, 16000).shape == (2, 1)
     with pytest.raises(ValueError, match="n_freqs >= 2"):
         mel_filterbank(1, 1, 16000)
+
+
+def test_default_hops_are_a_quarter_window_and_the_smallest_sizes_work():
+    assert MultiResolutionSTFTLoss(fft_sizes=(64, 256)).hop_sizes == (16, 64)
+    smallest = MultiResolutionSTFTLoss(fft_sizes=(4,))
+    assert smallest.hop_sizes == (1,)
+    x = torch.randn(1, 1, 32)
+    assert torch.isfinite(smallest(x, 0.5 * x))
+    assert MultiResolutionSTFTLoss(fft_sizes=(8,), hop_sizes=(1,)).hop_sizes == (1,)
+    with pytest.raises(ValueError, match="hop sizes >= 1"):
+        MultiResolutionSTFTLoss(fft_sizes=(8,), hop_sizes=(0,))
+
+
+def test_frames_are_centred_so_the_first_samples_count():
+    """``center=True`` with reflect padding: a change in the first samples weighs about as
+    much as the same change mid-signal (uncentred frames taper it away)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 4096)
+    loss = MultiResolutionSTFTLoss(fft_sizes=(512,))
+    edge, middle = x.clone(), x.clone()
+    edge[..., :4] += 3.0
+    middle[..., 2048:2052] += 3.0
+    assert float(loss(edge, x)) > 0.2 * float(loss(middle, x))
+
+
+def test_empty_mel_bands_fall_back_to_the_bin_nearest_their_centre():
+    fb = mel_filterbank(33, 40, 16000)  # 40 bands over 33 bins: many would be empty
+    peaks = fb.argmax(0)
+    assert bool((peaks[1:] >= peaks[:-1]).all()) and int(peaks[-1]) > 20
