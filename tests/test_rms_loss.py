@@ -200,3 +200,11 @@ def test_dc_term_is_the_squared_offset_of_the_means():
     pred = target + 0.5
     loss = rms_scale_loss(pred, target, dc_weight=3.0, reduction="none")
     torch.testing.assert_close(loss, torch.full((2,), 3.0 * 0.25), rtol=1e-4, atol=1e-5)
+
+
+def test_one_sample_is_enough_and_empty_axes_are_refused():
+    x = torch.tensor([[[0.5]], [[-2.0]]])  # (2, 1, 1)
+    torch.testing.assert_close(rms_scale_loss(x, x), torch.tensor(0.0))
+    for empty in (torch.zeros(0, 1, 8), torch.zeros(2, 1, 0)):
+        with pytest.raises(ValueError, match="non-empty"):
+            rms_scale_loss(empty, empty)

@@ -35,7 +35,7 @@ def check_float_tensor(name: str, x: object, owner: str) -> Tensor:
     return x
 
 
-def check_latents(x: object, dim: int, owner: str, channel_last: bool = False) -> Tensor:
+def check_latents(x: object, dim: int, owner: str, channel_last: bool) -> Tensor:
     """Check a latent batch of shape ``(B, D, T)`` (or ``(B, T, D)``) and return it."""
     x = check_float_tensor("x", x, owner)
     layout = f"(B, T, {dim})" if channel_last else f"(B, {dim}, T)"
