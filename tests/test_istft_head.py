@@ -82,3 +82,27 @@ def test_complex_loss_rejects_bad_input() -> None:
         complex_stft_loss(torch.randn(1, 100), torch.randn(1, 100))
     with pytest.raises(ValueError, match="compression"):
         ComplexSTFTLoss(compression=0.0)
+
+
+# --------------------------------------------------------------------------- complex STFT loss
+def test_complex_stft_loss_is_the_mean_of_its_resolutions():
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 1, 4096), torch.randn(2, 1, 4096)
+    res = ((256, 64), (1024, 256))
+    whole = complex_stft_loss(x, y, resolutions=res)
+    parts = [complex_stft_loss(x, y, resolutions=(r,)) for r in res]
+    torch.testing.assert_close(whole, sum(parts) / 2)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"resolutions": ()}, "non-empty list"),
+    ({"resolutions": ((2, 1),)}, "n_fft >= 4"),
+    ({"resolutions": ((64, 0),)}, "1 <= hop <= n_fft"),
+    ({"resolutions": ((64, 65),)}, "1 <= hop <= n_fft"),
+    ({"compression": 0.0}, "compression"),
+    ({"complex_weight": 1.5}, "complex_weight"),
+    ({"eps": 0.0}, "eps"),
+])
+def test_complex_stft_loss_options_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ComplexSTFTLoss(**kwargs)
