@@ -106,3 +106,41 @@ def test_complex_stft_loss_is_the_mean_of_its_resolutions():
 def test_complex_stft_loss_options_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ComplexSTFTLoss(**kwargs)
+
+
+# --------------------------------------------------------------------------- STFT pair edges
+def test_stft_same_frames_are_periodic_hann_windows_of_the_padded_signal():
+    torch.manual_seed(0)
+    audio = torch.randn(1, 64)
+    spec = stft_same(audio, 16, 8)  # pad (16 - 8) / 2 = 4 each side
+    padded = torch.nn.functional.pad(audio, (4, 4))
+    window = torch.hann_window(16, periodic=True)
+    torch.testing.assert_close(spec[0, :, 1], torch.fft.rfft(padded[0, 8:24] * window))
+
+
+@pytest.mark.parametrize("n_fft,hop", [(8, 4), (8, 2), (4, 2)])
+def test_a_single_frame_round_trips(n_fft, hop):
+    audio = torch.randn(2, hop)
+    back = istft_same(stft_same(audio, n_fft, hop), n_fft, hop)
+    torch.testing.assert_close(back, audio, rtol=1e-5, atol=1e-5)
+
+
+def test_hop_may_equal_n_fft():
+    assert stft_same(torch.randn(1, 16), 8, 8).shape == (1, 5, 2)
+
+
+@pytest.mark.parametrize("n_fft,hop", [(7, 1), (8, 9), (8, 3), (0, 1), (8, 0)])
+def test_stft_pair_refuses_bad_sizes(n_fft, hop):
+    with pytest.raises(ValueError):
+        stft_same(torch.randn(1, 72), n_fft, hop)
+    with pytest.raises(ValueError):
+        istft_same(torch.zeros(1, max(n_fft, 2) // 2 + 1, 3, dtype=torch.complex64), n_fft, hop)
+
+
+def test_istft_same_needs_a_complex_tensor_and_the_head_a_positive_dim():
+    with pytest.raises(TypeError, match="complex"):
+        istft_same(torch.zeros(1, 5, 3), 8, 4)
+    with pytest.raises(ValueError, match="dim"):
+        ISTFTHead(0, 8, 4)
+    head = ISTFTHead(6, 8, 4)
+    assert head(torch.randn(2, 6, 1)).shape == (2, 1, 4)  # one frame
