@@ -125,6 +125,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "GtE -> Gt"): "the Slaney scale is continuous: both branches agree at the break",
     ("spectral", "fb[nearest[empty], torch.nonzero(empty).flatten()] = 1.0", "1.0 -> 2.0"):
         "the band is normalised to sum 1 on the next line",
+    ("istft_head", "if n_fft % 2 or hop_length > n_fft or (n_fft - hop_length) % 2:",
+     "Sub -> Add"): "n_fft + hop and n_fft - hop have the same parity",
     ("spectral", "fb = fb / fb.sum(0, keepdim=True)", "True -> False"):
         "(F, M) / (M,) broadcasts exactly as (F, M) / (1, M)",
     ("spectral", "@functools.lru_cache(maxsize=64)", "64 -> 65"):
@@ -140,7 +142,7 @@ DROP_METHODS = {"detach", "clone"}
 # Methods whose first positional argument is an axis (not mutated, like ``dim=``).
 AXIS_METHODS = {"sum", "mean", "norm", "amax", "amin", "argmin", "argmax", "softmax",
                 "log_softmax", "logsumexp", "cumsum", "unsqueeze", "squeeze", "flatten", "var",
-                "std", "max", "min", "all", "any"}
+                "std", "max", "min", "all", "any", "unfold"}
 
 
 @dataclass
