@@ -15,6 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shlex
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..data import default_cache_dir
@@ -36,6 +40,23 @@ def write_json(path: Path, results: dict) -> None:
     """Write a study's results as indented JSON, atomically (:func:`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {path}")
+
+
+def run_meta(argv: Sequence[str], threads: int | None) -> dict:
+    """What every study records about its run: the command line (``python`` followed by
+    ``argv``), library versions, machine, threads and git revision."""
+    import numpy as np
+    import torch
+
+    import rvq_blocks
+
+    git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip() or None
+    return {"command": shlex.join(["python", *argv]), "torch": torch.__version__,
+            "rvq_blocks": rvq_blocks.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.platform(),
+            "cpu_count": os.cpu_count(), "threads": threads, "git": git}
 
 
 def checkpoint_parser(module: str, doc: str) -> argparse.ArgumentParser:

@@ -53,7 +53,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -67,7 +66,7 @@ import numpy as np
 
 from ..checkpoint import PRETRAINED_DIR, WEIGHTS
 from ..data import default_cache_dir
-from . import REPO_ROOT, RESULTS_DIR, write_json
+from . import REPO_ROOT, RESULTS_DIR, run_meta, write_json
 
 MODULE = "examples.telugu_codec.studies.codec_memory"
 CLI = "examples.telugu_codec.codec"
@@ -319,23 +318,13 @@ def extrapolate(runs: list[dict], baseline_mib: float) -> None:
 # ====================================================================== provenance
 def meta(argv: Sequence[str], args: argparse.Namespace, cfg: dict) -> dict:
     """Versions, machine, the command line (``python`` followed by ``argv``) and settings."""
-    import torch
-
-    import rvq_blocks
-
     from ..codec import CHUNK_FRAMES, CONTEXT_FRAMES, READ_BLOCK
 
     weights = args.checkpoint / WEIGHTS if args.checkpoint.is_dir() else args.checkpoint
-    git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip() or None
-    return {"command": shlex.join(["python", *argv]), "torch": torch.__version__,
-            "rvq_blocks": rvq_blocks.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.platform(),
-            "cpu_count": os.cpu_count(), "threads": args.threads,
+    return {**run_meta(argv, args.threads),
             "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                    / GIB, 1),
-            "loadavg_start": list(os.getloadavg()), "git": git,
+            "loadavg_start": list(os.getloadavg()),
             "checkpoint": str(args.checkpoint.resolve().relative_to(REPO_ROOT)
                               if args.checkpoint.resolve().is_relative_to(REPO_ROOT)
                               else args.checkpoint),

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import default_cache_dir
-from . import REPO_ROOT, RESULTS_DIR, write_json
+from . import RESULTS_DIR, run_meta, write_json
 
 MODULE = "examples.telugu_codec.studies.step_speed"
 ARCHS = ("frame", "seanet")  # the order of the steps in a round
@@ -156,19 +153,10 @@ def meta(argv: Sequence[str], args: argparse.Namespace, runs: dict,
     """Versions, machine, the command line (``python`` followed by ``argv``) and settings."""
     import torch
 
-    import rvq_blocks
-
     run = runs["frame"]
-    git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip() or None
-    return {"command": shlex.join(["python", *argv]), "torch": torch.__version__,
-            "rvq_blocks": rvq_blocks.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.platform(),
-            "cpu_count": os.cpu_count(), "threads": args.threads,
+    return {**run_meta(argv, args.threads),
             "torch_threads": torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(), "device": args.device,
-            "git": git,
             "data": run.source, "train_flags": list(train_flags),
             "batch_size": run.args.batch_size, "segment_samples": run.segment,
             "segment_seconds": run.segment / run.cfg.sample_rate,
