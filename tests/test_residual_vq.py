@@ -819,6 +819,8 @@ def test_init_from_batch_usage_is_rescaled_to_the_first_training_batch():
     rvq.init_from_batch_(torch.randn(4, 4, 100))  # 400 vectors
     rvq(torch.randn(1, 4, 64))
     torch.testing.assert_close(rvq.cluster_size.sum(-1), torch.tensor([64.0]))
+    rvq(torch.randn(1, 4, 32))  # once: from now on an ordinary EMA step
+    torch.testing.assert_close(rvq.cluster_size.sum(-1), torch.tensor([0.5 * 64 + 0.5 * 32]))
 
 
 def test_without_kmeans_the_usage_starts_uniform_and_reset_forgets_a_pending_rescale():
@@ -882,3 +884,13 @@ def test_the_kmeans_pool_holds_no_autograd_graph():
     x = torch.randn(1, 4, 50, requires_grad=True)
     rvq(x * 2.0)
     assert rvq._pool and not any(p.requires_grad for p in rvq._pool)
+
+
+def test_a_loaded_uninitialised_state_starts_gathering_with_a_provisional_init():
+    source = ResidualVQ(8, 2, 64, kmeans_samples=1000)
+    rvq = ResidualVQ(8, 2, 64, kmeans_samples=1000)
+    rvq.load_state_dict(source.state_dict())  # not initialised yet
+    x = 100.0 * torch.randn(1, 8, 50)  # far from the unit-variance random codes
+    rvq(x)
+    # fitted to the data (norms ~ 100 sqrt(8)), not left at the random unit-variance codes
+    assert float(rvq.codebook[0].norm(dim=1).median()) > 50.0

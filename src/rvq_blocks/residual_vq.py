@@ -461,7 +461,7 @@ class ResidualVQ(VersionedModule):
             self._init_done()
 
     def _init_done(self) -> None:
-        self._pool, self._provisional = [], True
+        self._pool = []
         self.initialized.fill_(True)
         self._needs_init = False
 
