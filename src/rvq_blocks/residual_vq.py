@@ -402,8 +402,9 @@ class ResidualVQ(VersionedModule):
         st = self._stages(z, weight, n, assigned=self._assign(z, n))
         total = st.total
         if self.gradient_estimator == "rotation":
-            # NaN where raw is not finite: non-finite rows stay visible in the output
-            quantized = torch.where(torch.isfinite(raw), ops.rotation_trick(z, total.detach()),
+            # (the estimator sends no gradient to the codes); NaN where raw is not finite:
+            # non-finite rows stay visible in the output
+            quantized = torch.where(torch.isfinite(raw), ops.rotation_trick(z, total),
                                     torch.nan)
             if self.project_out is not None:
                 quantized = quantized + (total - total.detach())
