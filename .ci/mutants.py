@@ -91,6 +91,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("residual_vq", "idx = ops.nearest(ze.detach(), codes, self.use_cosine) if assigned is None "
      "\\", "drop .detach()"): _NO_GRAD,
     ("residual_vq", "inputs.append(ze.detach())", "drop .detach()"): _NO_GRAD,
+    ("_codebook", "if threshold <= 0 and patience <= 0:", "LtE -> Lt"):
+        "an early exit: with both rules at 0 no code is dead anyway",
     ("_codebook", "if embed_sum is None or sums is None:", "and <-> or"):
         "both are None (learned codes) or both are set (EMA): they never differ",
     ("_codebook", "return counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-12)",

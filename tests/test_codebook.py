@@ -125,3 +125,18 @@ def test_revive_never_draws_masked_vectors():
     cb.revive_(codebook, size, None, idle, dead, inputs, indices, torch.zeros(4))
     assert torch.equal(codebook, before)  # every drawn vector is masked: wait for a later step
     assert torch.equal(idle, torch.full((1, 3), 5.0))
+
+
+def test_revive_draws_both_the_target_and_the_donor_from_valid_vectors():
+    torch.manual_seed(0)
+    codebook = torch.zeros(1, 64, 2)
+    codebook[0, 1] = 100.0  # the code of the masked vector: never a donor
+    size, idle = torch.ones(1, 64), torch.zeros(1, 64)
+    dead = torch.ones(1, 64, dtype=torch.bool)
+    dead[0, :2] = False
+    inputs = [torch.tensor([[1.0, 1.0], [7.0, 7.0]])]  # row 1 is masked: never a target
+    indices = [torch.tensor([0, 1])]
+    cb.revive_(codebook, size, None, idle, dead, inputs, indices, torch.tensor([1.0, 0.0]))
+    revived = codebook[0, 2:][(codebook[0, 2:] != 0).any(1)]
+    assert len(revived) > 0  # about a quarter of the draws are both valid
+    torch.testing.assert_close(revived, torch.full_like(revived, 0.2))

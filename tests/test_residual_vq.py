@@ -894,3 +894,12 @@ def test_a_loaded_uninitialised_state_starts_gathering_with_a_provisional_init()
     rvq(x)
     # fitted to the data (norms ~ 100 sqrt(8)), not left at the random unit-variance codes
     assert float(rvq.codebook[0].norm(dim=1).median()) > 50.0
+
+
+def test_one_valid_vector_is_enough_for_an_ema_step():
+    rvq = ResidualVQ(4, 1, 8, kmeans_init=False, dead_code_threshold=0.0, dead_code_patience=0.0)
+    before = rvq.cluster_size.clone()
+    mask = torch.tensor([[True, False, False]])
+    rvq(torch.randn(1, 4, 3), mask=mask)
+    assert not torch.equal(rvq.cluster_size, before)
+    torch.testing.assert_close(rvq.cluster_size.sum(), 0.99 * before.sum() + 0.01 * 1.0)
