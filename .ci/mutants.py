@@ -101,6 +101,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("balancer", "return self.norm_ema_sum / self.norm_ema_weight.clamp_min(1e-30)",
      "1e-30 -> 1.0"): "the EMA weight is 0 before the first step (the average is then 0 either "
                       "way) and >= 1 after it",
+    ("balancer", "if self.per_batch_item and g.ndim > 0:", "Gt -> GtE"):
+        "for a 0-d gradient the per-item branch gives |g|, the same as its norm",
     ("balancer", "return torch.stack(out).detach()  # (L,)", "drop .detach()"):
         "gradient norms of gradients taken without create_graph: nothing to detach",
     ("balancer", "scales = (self.total_norm * w / w.sum() / (self.eps + avg.to(w))).detach()  "
