@@ -903,3 +903,12 @@ def test_one_valid_vector_is_enough_for_an_ema_step():
     rvq(torch.randn(1, 4, 3), mask=mask)
     assert not torch.equal(rvq.cluster_size, before)
     torch.testing.assert_close(rvq.cluster_size.sum(), 0.99 * before.sum() + 0.01 * 1.0)
+
+
+def test_a_first_batch_of_one_valid_vector_gets_a_provisional_init():
+    rvq = ResidualVQ(4, 1, 8, kmeans_samples=100, dead_code_threshold=0.0,
+                     dead_code_patience=0.0)
+    x = 100.0 * torch.randn(1, 4, 3)
+    rvq(x, mask=torch.tensor([[False, True, False]]))
+    # a code starts at that vector (norm ~ 200), not at a random unit-variance code
+    assert float(rvq.codebook[0].norm(dim=1).max()) > 0.5 * float(x[0, :, 1].norm())
