@@ -254,10 +254,12 @@ FORMS = {
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
-@pytest.mark.parametrize("option", ["log_weight", "mag_weight", "floor"])
-def test_every_option_is_checked_in_module_and_functional_form(form, option, audio):
-    with pytest.raises(ValueError, match=option):
-        FORMS[form](audio, **{option: -1.0})
+@pytest.mark.parametrize("option,other", [("log_weight", "mag_weight"),
+                                          ("mag_weight", "log_weight"), ("floor", None)])
+def test_every_option_is_checked_in_module_and_functional_form(form, option, other, audio):
+    kwargs = {option: -1.0, **({other: 5.0} if other else {})}  # the weights' sum stays > 0
+    with pytest.raises(ValueError, match=f"{option} >"):
+        FORMS[form](audio, **kwargs)
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
