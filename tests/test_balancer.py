@@ -406,3 +406,10 @@ def test_every_unbalanced_loss_is_added(balance):
                       unbalanced={"u1": 2.0 * z1.sum(), "u2": 3.0 * z2.sum()})
     torch.testing.assert_close(z1.grad, torch.full((3,), 2.0))
     torch.testing.assert_close(z2.grad, torch.full((3,), 3.0))
+
+
+def test_target_norm_for_two_dimensional_outputs():
+    y = torch.randn(4, 32, requires_grad=True)  # (B, S)
+    balancer = LossBalancer({"a": 1.0}, total_norm=2.0)
+    balancer.backward({"a": y.square().mean()}, y)
+    assert float(y.grad.norm(dim=1).mean()) == pytest.approx(2.0, rel=1e-5)
