@@ -704,8 +704,9 @@ def test_projected_stages_code_what_the_earlier_ones_left():
         loss.backward()
         opt.step()
     rvq.eval()
-    one, four = (float((rvq.decode(rvq.encode(x, n_quantizers=n)) - x).pow(2).mean())
-                 for n in (1, 4))
+    with torch.no_grad():
+        one, four = (float((rvq.decode(rvq.encode(x, n_quantizers=n)) - x).pow(2).mean())
+                     for n in (1, 4))
     assert four < 0.2 and four < 0.25 * one, (one, four)
 
 
