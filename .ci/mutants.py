@@ -156,7 +156,7 @@ class Mutant:
     line: int
     text: str
     what: str
-    status: str = ""        # killed | timeout | survived | uncovered | equivalent
+    status: str = ""        # killed | timeout | survived | equivalent
     seconds: float = 0.0
     tests_run: int = 0
 
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="JSON file for every mutant's outcome")
     p.add_argument("--limit", type=int, default=0, help="at most this many mutants per module")
     p.add_argument("--rerun", type=Path, default=None,
-                   help="only the mutants that survived (or were not covered) in this --out file")
+                   help="only the mutants that survived in this --out file")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants run at once")
     args = p.parse_args(argv)
 
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         muts = mutants_of(module, snap / "src")[: args.limit or None]
         if args.rerun:
             again = {(r["module"], r["text"], r["what"]) for r in json.loads(args.rerun.read_text())
-                     if r["status"] in ("survived", "uncovered")}
+                     if r["status"] == "survived"}
             muts = [m for m in muts if (m.module, m.text, m.what) in again]
         per_module[module] = muts
         for m in muts:
@@ -456,11 +456,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(name: str, muts: list[Mutant]) -> str:
     n = {s: sum(m.status == s for m in muts) for s in
-         ("killed", "timeout", "survived", "uncovered", "equivalent")}
+         ("killed", "timeout", "survived", "equivalent")}
     live = len(muts) - n["equivalent"]
     score = (n["killed"] + n["timeout"]) / live if live else 1.0
     return (f"{name}: {len(muts)} mutants, {n['killed'] + n['timeout']} killed "
-            f"({n['timeout']} by timeout), {n['survived']} survived, {n['uncovered']} uncovered, "
+            f"({n['timeout']} by timeout), {n['survived']} survived, "
             f"{n['equivalent']} equivalent: score {100 * score:.1f}%")
 
 
