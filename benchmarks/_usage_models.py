@@ -27,12 +27,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cosine": ("rvq_blocks", {"use_cosine": True}),
     "codebook_dim8": ("rvq_blocks", {"codebook_dim": 8}),
     "rotation": ("rvq_blocks", {"gradient_estimator": "rotation"}),
+    # what two of the defaults buy: the idle-count revival rule, and k-means over batches
+    "patience_off": ("rvq_blocks", {"dead_code_patience": 0.0}),
+    "first_batch_init": ("rvq_blocks", {"kmeans_samples": 1}),
     "simvq": ("simvq (defined here)", {}),
     "vqtorch": ("vector-quantize-pytorch", {"kmeans_init": True, "kmeans_iters": 10,
                                             "decay": 0.99, "threshold_ema_dead_code": 2}),
 }
 MODELS = {
-    "a": "Telugu codec (examples/telugu_codec, CodecConfig() defaults, center_latents=False)",
+    "a": "Telugu codec (examples/telugu_codec as train.py builds it: frame architecture, "
+         "12 x 1024 codes, 64-d latents at 50 Hz; center_latents=False)",
     "b": "plain strided Conv1d autoencoder (hop 240, 66.7 Hz, 32-d latents, 8 x 256 codes)",
 }
 
@@ -234,9 +238,10 @@ def _telugu_codec(quick: bool) -> tuple[nn.Module, Spec]:
     from examples.telugu_codec.model import CodecConfig, TeluguCodec
 
     names = {f.name for f in dataclasses.fields(CodecConfig)}
-    over: dict[str, Any] = {"center_latents": False}
+    over: dict[str, Any] = {"center_latents": False, "arch": "frame"}  # as train.py builds it
     if quick:
-        over.update(channels=4, num_quantizers=2, codebook_size=16)
+        over.update(channels=4, num_quantizers=2, codebook_size=16, enc_width=8, enc_blocks=1,
+                    dec_width=8, dec_blocks=1)
     cfg = CodecConfig(**{k: v for k, v in over.items() if k in names})
     m = TeluguCodec(cfg)
     base = {k: getattr(cfg, k) for k in ("codebook_dim", "quantizer_dropout")

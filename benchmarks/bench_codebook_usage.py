@@ -28,6 +28,7 @@ cache (festival and espeak-ng needed the first time).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -259,6 +260,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--label", default="", help="free text recorded in the JSON (e.g. which "
                     "code was measured)")
     ap.add_argument("--out", type=Path, help="write results as JSON")
+    ap.add_argument("--merge", action="store_true",
+                    help="add this run's rows to the existing --out file (same settings "
+                         "required), replacing rows of the same model and variant")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.batch, args.checkpoints = 2, 2, "1,2"
@@ -304,6 +308,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("codebook usage | " + ", ".join(f"{k} {v}" for k, v in meta.items()
                                           if k not in ("argv", "code_sha256")))
     results: dict[str, Any] = {"meta": meta, "models": {}}
+    earlier = json.loads(args.out.read_text()) if args.out and args.merge \
+        and args.out.exists() else None
+
+    def full(res: dict[str, Any]) -> dict[str, Any]:  # with --merge: the earlier rows too
+        return res if earlier is None else merge_into(earlier, res)
+
     for key in args.models:
         entry, window = model_entry(key, args, heldout)
         for variant in args.variants:
@@ -316,13 +326,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             entry["results"].append(run_variant(key, variant, args, train_clips, window, print))
             if args.out:  # partial results survive an interrupted run
-                write_json(args.out, {**results, "models": {**results["models"], key: entry}},
-                           quiet=True)
+                write_json(args.out, full({**results, "models": {**results["models"],
+                                                                  key: entry}}), quiet=True)
         results["models"][key] = entry
     meta["loadavg_end"] = load_average()
+    results = full(results)
     if args.out:
         write_json(args.out, results)
     return results
+
+
+SAME_SETTINGS = ("steps", "checkpoints", "batch", "segment_seconds", "lr", "optimizer",
+                 "grad_clip", "loss", "seed", "quick", "threads")
+
+
+def merge_into(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``earlier`` with ``later``'s rows added (a row of the same model and variant is
+    replaced); ``later``'s meta is kept under ``meta["added_runs"]``.
+
+    Raises:
+        SystemExit: If the two runs differ in a training or measuring setting.
+    """
+    differ = [k for k in SAME_SETTINGS if earlier["meta"].get(k) != later["meta"].get(k)]
+    if differ:
+        raise SystemExit(f"--merge: the runs differ in {differ}; write a new file instead")
+    out = {"meta": {**earlier["meta"], "added_runs": [
+        *earlier["meta"].get("added_runs", []), later["meta"]]},
+        "models": dict(earlier["models"])}
+    for key, entry in later["models"].items():
+        if key not in out["models"]:
+            out["models"][key] = entry
+            continue
+        new = {r["variant"] for r in entry["results"]}
+        kept = [r for r in out["models"][key]["results"] if r["variant"] not in new]
+        out["models"][key] = {**out["models"][key], "results": kept + entry["results"]}
+    return out
 
 
 if __name__ == "__main__":

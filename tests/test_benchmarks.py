@@ -137,12 +137,42 @@ def test_codebook_usage_smoke(tmp_path):
                 assert isinstance(c["snr_db"], float) and c["snr_db"] == c["snr_db"]
             assert row["final"]["step"] == 2 and row["steps_run"] == 2
             assert row["s_per_step"] > 0
+    # a later run of one variant with --merge replaces that row and keeps every other one
+    try:
+        bench.main(["--quick", "--threads", "1", "--data_dir", str(tmp_path / "data"),
+                    "--models", "b", "--variants", "ours", "--out", str(out), "--merge"])
+    finally:
+        torch.set_num_threads(threads)
+    merged = json.loads(out.read_text())
+    assert {k: [r["variant"] for r in m["results"]] for k, m in merged["models"].items()} == {
+        "a": list(VARIANTS), "b": [v for v in VARIANTS if v != "ours"] + ["ours"]}
+    assert len(merged["meta"]["added_runs"]) == 1
     # docs/benchmarks.md renders it: one row per quantizer, one column per checkpoint step
     from benchmarks import report
 
     text = report.codebook_usage(results, report.Figures(tmp_path / "img", draw=False))
     assert "| quantizer | step 1 | step 2 | SNR dB | SI-SNR dB | s/step |" in text
     assert text.count("| `ResidualVQ` defaults |") == 2
+
+
+def test_codebook_usage_merge_adds_and_replaces_rows_of_the_same_protocol():
+    from benchmarks.bench_codebook_usage import merge_into
+
+    def run(rows: dict[str, list[str]], **meta) -> dict:
+        base = {"steps": 400, "seed": 0, "lr": 1e-3, "command": "x"}
+        return {"meta": {**base, **meta}, "models": {
+            k: {"description": k, "results": [{"variant": v, "tag": meta.get("tag")}
+                                              for v in vs]} for k, vs in rows.items()}}
+
+    first = run({"a": ["ours", "vqtorch"], "b": ["ours"]}, tag=1)
+    later = run({"a": ["vqtorch", "cosine"]}, tag=2)
+    merged = merge_into(first, later)
+    rows = {(k, r["variant"]): r["tag"] for k, m in merged["models"].items()
+            for r in m["results"]}
+    assert rows == {("a", "ours"): 1, ("a", "vqtorch"): 2, ("a", "cosine"): 2, ("b", "ours"): 1}
+    assert merged["meta"]["tag"] == 1 and merged["meta"]["added_runs"] == [later["meta"]]
+    with pytest.raises(SystemExit, match="steps"):
+        merge_into(first, run({"a": ["ours"]}, steps=200))
 
 
 def test_codebook_usage_simvq_behaves_like_residual_vq():

@@ -135,3 +135,30 @@ def test_write_json_replaces_the_file_whole(tmp_path):
     assert json.loads(out.read_text()) == {"b": [1, 2]}
     assert out.read_text().endswith("}\n")
     assert [p.name for p in out.parent.iterdir()] == ["study.json"]
+
+
+def test_ablation_variants_are_valid_training_command_lines():
+    """Every variant of both ablation recipes parses as the training script's flags, and each
+    differs from its recipe's baseline in what its flags name."""
+    from examples.telugu_codec.studies.ablation import RECIPES
+    from examples.telugu_codec.train import build_parser
+
+    parser = build_parser()
+    for name, recipe in RECIPES.items():
+        base = vars(parser.parse_args(recipe.flags))
+        assert "baseline" in recipe.variants and recipe.variants["baseline"][1] == []
+        for variant, (label, flags) in recipe.variants.items():
+            assert label, (name, variant)
+            args = vars(parser.parse_args([*recipe.flags, *flags]))
+            changed = {k for k in args if args[k] != base[k]}
+            assert bool(changed) == (variant != "baseline"), (name, variant, changed)
+    assert vars(parser.parse_args(RECIPES["seanet"].flags))["arch"] == "seanet"
+    assert vars(parser.parse_args(RECIPES["frame"].flags))["arch"] == "frame"
+
+
+def test_ablation_rejects_a_variant_of_the_other_recipe(capsys):
+    from examples.telugu_codec.studies import ablation
+
+    with pytest.raises(SystemExit):
+        ablation.main(["--recipe", "frame", "--only", "head_tanh"])
+    assert "unknown variants ['head_tanh']" in capsys.readouterr().err

@@ -15,6 +15,8 @@ LABELS = {"ours": "`ResidualVQ` defaults",
           "cosine": "`use_cosine=True`", "codebook_dim8": "`codebook_dim=8`",
           "rotation": "`gradient_estimator=\"rotation\"`",
           "simvq": "SimVQ (frozen Gaussian x learned linear map)",
+          "patience_off": "`dead_code_patience=0` (revival by the EMA ratio only)",
+          "first_batch_init": "`kmeans_samples=1` (k-means on the first batch alone)",
           "vqtorch": "vector-quantize-pytorch (k-means, EMA 0.99, dead-code 2)"}
 MEASURED = " Code measured: {label}."
 

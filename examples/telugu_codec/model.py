@@ -50,7 +50,9 @@ class CodecConfig:
     codebook_dim: int | None = None
     quantizer_dropout: float = 0.0
     head: str = "scaled_tanh"
-    center_latents: bool = True  # subtract each latent channel's mean over time (per example)
+    # subtract each latent channel's mean over time (per example); off for new runs, kept for
+    # checkpoints trained with it
+    center_latents: bool = False
     arch: str = "seanet"  # checkpoints from before the frame architecture have no arch field
     # frame architecture: ConvNeXt width and depth of encoder and decoder (4.8 M parameters,
     # 9.6 MB as fp16 weights)

@@ -119,8 +119,10 @@ def _codec_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--dec_blocks", type=int, default=6)
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
-    g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=True,
-                   help="subtract each latent channel's mean over time before the quantizer")
+    g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=False,
+                   help="subtract each latent channel's mean over time before the quantizer "
+                        "(the codes then miss that mean, and chunked coding differs from "
+                        "one-pass coding; kept for checkpoints trained with it)")
     g.add_argument("--vq_warmup_steps", type=int, default=0,
                    help="train the autoencoder unquantized for this many steps first")
     g.add_argument("--kmeans_batches", type=int, default=8,

@@ -285,7 +285,10 @@ def meta(argv: Sequence[str], threads: int) -> dict:
 
 
 def checkpoint_info(path: Path) -> dict:
-    """Path, size, SHA-256 and header line of the checkpoint file scored."""
+    """Path, size, SHA-256 and header line of the checkpoint file scored (of ``weights.pt``
+    for an exported weights directory)."""
+    if path.is_dir():
+        path = path / "weights.pt"
     with open(path, "rb") as f:
         header = f.readline().decode("ascii", "replace").strip()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
