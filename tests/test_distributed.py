@@ -103,17 +103,26 @@ def scenario_options(rank: int, world: int) -> dict:
     return {"state": snapshot(model.module), "stages": stages}
 
 
-def scenario_revival(rank: int, world: int) -> dict:
-    """Rank-specific data and a high threshold: codes die and are revived on rank 0."""
-    torch.manual_seed(rank)
+def revival_batch(step: int, rank: int, world: int) -> torch.Tensor:
+    """Rank ``rank``'s share of the revival scenario's step: each rank's data lie elsewhere."""
+    g = torch.Generator().manual_seed(step * world + rank)
+    return torch.randn(2, 8, 24, generator=g) * (1 + rank) + 3 * rank
+
+
+def revival_run(batches, calls: list[int] | None = None) -> dict:
+    """A high threshold: codes die and are revived, from the global batch."""
     rvq = ResidualVQ(8, 2, 32, dead_code_threshold=0.9)
-    calls = []
     revive = rvq._revive
-    rvq._revive = lambda *a: (calls.append(1), revive(*a))
-    for s in range(STEPS):
-        g = torch.Generator().manual_seed(s * world + rank)
-        rvq(torch.randn(2, 8, 24, generator=g) * (1 + rank) + 3 * rank)
-    return {"state": snapshot(rvq), "revivals": len(calls)}
+    if calls is not None:
+        rvq._revive = lambda *a: (calls.append(1), revive(*a))
+    for x in batches:
+        rvq(x)
+    return {"state": snapshot(rvq), "revivals": len(calls or [])}
+
+
+def scenario_revival(rank: int, world: int) -> dict:
+    torch.manual_seed(rank)  # rank 0 draws as the one-process reference does
+    return revival_run([revival_batch(s, rank, world) for s in range(STEPS)], calls=[])
 
 
 def scenario_padding(rank: int, world: int) -> dict:
@@ -312,10 +321,16 @@ def test_compiled_quantizer_stays_in_sync(two_ranks):
     assert two_ranks[0]["compiled"]["breaks"] == 6
 
 
-def test_revival_is_decided_once_and_broadcast(two_ranks):
+def test_revival_is_decided_once_and_draws_from_the_global_batch(two_ranks):
     _assert_identical(two_ranks, "revival")
-    assert two_ranks[0]["revival"]["revivals"] > 0  # codes did die, and rank 0 revived them
-    assert two_ranks[1]["revival"]["revivals"] == 0  # other ranks receive, never draw
+    # codes did die, and every rank took part in each revival (the batch gather) on one step
+    assert two_ranks[0]["revival"]["revivals"] == two_ranks[1]["revival"]["revivals"] > 0
+    torch.manual_seed(0)
+    ref = revival_run([torch.cat([revival_batch(s, r, 2) for r in range(2)])
+                       for s in range(STEPS)])
+    for k, v in ref["state"].items():  # the codes one process revives on the whole batch
+        torch.testing.assert_close(two_ranks[0]["revival"]["state"][k], v, rtol=1e-5,
+                                   atol=1e-5, msg=k)
 
 
 @pytest.mark.parametrize("world", [2, 4])

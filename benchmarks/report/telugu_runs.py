@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .codec_quality import SYSTEMS, by_set, metric, nearest
-from .fmt import machine, mean, not_yet, opt, output_range, table, used_range
+from .fmt import machine, mean, not_yet, opt, output_range, plural, table, used_range
 from .registry import Figures, region, values
 
 PAGE = "docs/telugu_codec.md"
@@ -28,7 +28,7 @@ def _run_line(meta: dict, final: dict) -> str:
             f"{args.get('segment_seconds', '?')} s, learning rate "
             f"{args.get('learning_rate', '?')}), {final.get('step', '?'):,} steps in "
             f"{(final.get('wall_seconds') or 0) / 60:.1f} minutes on "
-            f"{meta.get('threads') or '?'} CPU threads")
+            + (plural(meta["threads"], "CPU thread") if meta.get("threads") else "? CPU threads"))
 
 
 def _checks(d: dict) -> dict[str, str]:

@@ -51,7 +51,10 @@ class CodeFileError(ValueError):
 def model_fingerprint(model: TeluguCodec) -> bytes:
     """8 bytes that identify the codec's configuration (not its weights)."""
     import hashlib
-    cfg = json.dumps(model.cfg.to_dict(), sort_keys=True).encode()
+    d = model.cfg.to_dict()
+    if d.get("istft_n_fft") is None:  # a field added later: files from before still match
+        d.pop("istft_n_fft", None)
+    cfg = json.dumps(d, sort_keys=True).encode()
     return hashlib.sha256(cfg).digest()[:8]
 
 

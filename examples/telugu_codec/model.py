@@ -60,6 +60,7 @@ class CodecConfig:
     enc_blocks: int = 4
     dec_width: int = 256
     dec_blocks: int = 6
+    istft_n_fft: int | None = None  # frame architecture: the iSTFT head's n_fft (4 x hop)
     extra: dict = field(default_factory=dict)  # room for forward-compatible options
 
     @property
@@ -274,7 +275,8 @@ class TeluguCodec(nn.Module):
         if cfg.arch == "frame":
             self.encoder = FrameEncoder(cfg)
             self.decoder = FrameDecoder(cfg)
-            self.head = FrameHead(cfg.dec_width, 4 * cfg.hop_length, cfg.hop_length)
+            self.head = FrameHead(cfg.dec_width, cfg.istft_n_fft or 4 * cfg.hop_length,
+                                  cfg.hop_length)
         else:
             self.encoder = Encoder(cfg)
             self.decoder = Decoder(cfg)

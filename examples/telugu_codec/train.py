@@ -117,6 +117,9 @@ def _codec_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--enc_blocks", type=int, default=4)
     g.add_argument("--dec_width", type=int, default=256, help="frame: decoder ConvNeXt width")
     g.add_argument("--dec_blocks", type=int, default=6)
+    g.add_argument("--istft_n_fft", type=int, default=None,
+                   help="frame: n_fft of the iSTFT head (default 4 x hop; 2 x hop halves the "
+                        "overlap of the frames whose phases must agree)")
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
     g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=False,
@@ -479,7 +482,8 @@ def codec_config(args: argparse.Namespace) -> tuple[CodecConfig, int]:
                       codebook_dim=args.codebook_dim, quantizer_dropout=args.quantizer_dropout,
                       head=args.head, center_latents=args.center_latents, arch=args.arch,
                       enc_width=args.enc_width, enc_blocks=args.enc_blocks,
-                      dec_width=args.dec_width, dec_blocks=args.dec_blocks)
+                      dec_width=args.dec_width, dec_blocks=args.dec_blocks,
+                      istft_n_fft=args.istft_n_fft)
     segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
     if segment < cfg.hop_length * 4:
         raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "

@@ -126,9 +126,17 @@ def dead_codes(cluster_size: Tensor, unused_for: Tensor, threshold: float, patie
     return dead & has_data
 
 
+def revival_draws(dead: Tensor) -> Tensor:
+    """``(2, n, K)`` uniform float64 draws in ``[0, 1)`` that :func:`revive_` turns into batch
+    rows (targets, donors) once it knows the batch size: drawn before the batch is gathered,
+    and on every step that checks for dead codes, so the global RNG stream is the same with
+    any number of processes (see :func:`revive_dead_`)."""
+    return torch.rand((2, *dead.shape), dtype=torch.float64, device=dead.device)
+
+
 def revive_(codebook: Tensor, cluster_size: Tensor, embed_sum: Tensor | None,
             unused_for: Tensor, dead: Tensor, inputs: list[Tensor], indices: list[Tensor],
-            weight: Tensor) -> None:
+            weight: Tensor, draws: Tensor | None = None) -> None:
     """Re-seed the ``dead`` codes by splitting busy codes, and reset their EMA state.
 
     Each dead code becomes a copy of a code in use in this batch (the code of a random batch
@@ -146,9 +154,13 @@ def revive_(codebook: Tensor, cluster_size: Tensor, embed_sum: Tensor | None,
         inputs: Per stage, the ``(N, Dc)`` vectors it coded in this batch.
         indices: Per stage, the ``(N,)`` codes it chose for them (the donors are drawn here).
         weight: ``(N,)`` 1 for valid vectors, 0 for masked or non-finite ones.
+        draws: :func:`revival_draws` of ``dead``; ``None``: drawn here.
     """
     n, size, dim = codebook.shape
-    rows, owners = torch.randint(0, weight.shape[0], (2, n, size), device=weight.device)
+    if draws is None:
+        draws = revival_draws(dead)
+    total = weight.shape[0]
+    rows, owners = (draws * total).long().clamp_(0, max(total - 1, 0))
     dead = dead & (weight[rows] > 0) & (weight[owners] > 0)  # (n, K)
     target = torch.stack([ze[r] for ze, r in zip(inputs, rows, strict=True)])  # (n, K, Dc)
     donor = torch.stack([idx[r] for idx, r in zip(indices, owners, strict=True)])  # (n, K)
@@ -235,24 +247,46 @@ def ema_step_(state: State, stats: BatchStats, decay: float, eps: float) -> Tens
 
 
 def revive_dead_(state: State, has_data: Tensor, threshold: float, patience: float,
-                 synced: bool, revive: Callable[[Tensor], None]) -> None:
-    """Find the dead codes (:func:`dead_codes`) and call ``revive(dead)`` on them.
+                 synced: bool, revive: Callable[[Tensor, Tensor], None]) -> None:
+    """Find the dead codes (:func:`dead_codes`) and call ``revive(dead, draws)`` on them.
 
-    With ``synced`` the decision comes from all-reduced statistics, so it is the same on every
-    rank: on a step with a dead code, rank 0 revives from its own batch and broadcasts the
-    state. Both rules 0: nothing runs.
+    One process revives on every step, with no host read (``dead`` may be all false). With
+    ``synced`` the decision comes from all-reduced statistics, so it is the same on every
+    rank: on a step with a dead code every rank calls ``revive`` (which gathers the global
+    batch to rank 0 with :func:`gather_batch`) and rank 0 broadcasts the state. The draws
+    are made on every step either way, so rank 0 revives the codes one process would on the
+    whole batch. Both rules 0: nothing runs.
     """
     if threshold <= 0 and patience <= 0:
         return
     dead = dead_codes(state.cluster_size, state.unused_for, threshold, patience, has_data)
+    draws = revival_draws(dead)
     if not synced:
-        revive(dead)
+        revive(dead, draws)
         return
     if not bool(dead.any()):
         return
-    if _dist.rank() == 0:
-        revive(dead)
+    revive(dead, draws)
     _dist.broadcast_(state.tensors())
+
+
+def gather_batch(inputs: list[Tensor], indices: list[Tensor], weight: Tensor
+                 ) -> tuple[list[Tensor], list[Tensor], Tensor] | None:
+    """Every rank's ``inputs``, ``indices`` and ``weight`` (as :func:`revive_` takes them)
+    concatenated in rank order on rank 0, ``None`` on the other ranks: a collective.
+
+    Packed into one float64 buffer (exact for the codes and for any float input dtype), so the
+    global batch travels in one :func:`rvq_blocks._dist.gather_rows`.
+    """
+    n, dim = len(inputs), inputs[0].shape[1]
+    packed = torch.cat([*(x.double() for x in inputs), torch.stack(indices, dim=1).double(),
+                        weight[:, None].double()], dim=1)
+    rows = _dist.gather_rows(packed, cap=packed.shape[0])
+    if rows is None:
+        return None
+    stages = rows[:, :n * dim].reshape(-1, n, dim).to(inputs[0].dtype).unbind(1)
+    codes = rows[:, n * dim:n * dim + n].long().unbind(1)
+    return list(stages), list(codes), rows[:, -1].to(weight.dtype)
 
 
 # ---------------------------------------------------------------- the k-means init

@@ -438,14 +438,21 @@ class ResidualVQ(VersionedModule):
         state = self._state(n)
         has_data = cb.ema_step_(state, stats, self.decay, self.eps)
         cb.revive_dead_(state, has_data, self.dead_code_threshold, self.dead_code_patience,
-                        synced, lambda dead: self._revive(n, dead, stage_inputs, all_idx, weight))
+                        synced, lambda dead, draws: self._revive(n, dead, draws, stage_inputs,
+                                                                 all_idx, weight, synced))
 
-    def _revive(self, n: int, dead: Tensor, stage_inputs: list[Tensor], all_idx: list[Tensor],
-                weight: Tensor) -> None:
-        """Revive the ``dead`` ``(n, K)`` codes from this batch (rank 0's when synced)."""
+    def _revive(self, n: int, dead: Tensor, draws: Tensor, stage_inputs: list[Tensor],
+                all_idx: list[Tensor], weight: Tensor, synced: bool) -> None:
+        """Revive the ``dead`` ``(n, K)`` codes from this batch (synced: from all ranks'
+        batches, on rank 0)."""
+        if synced:
+            got = cb.gather_batch(stage_inputs, all_idx, weight)
+            if got is None:
+                return
+            stage_inputs, all_idx, weight = got
         state = self._state(n)
         cb.revive_(state.codebook, state.cluster_size, state.embed_sum, state.unused_for, dead,
-                   stage_inputs, all_idx, weight)
+                   stage_inputs, all_idx, weight, draws)
 
     # ------------------------------------------------------------------ k-means init
     @eager  # data-dependent sizes; runs only over the first training steps

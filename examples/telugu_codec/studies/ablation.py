@@ -66,6 +66,8 @@ RECIPES: dict[str, Recipe] = {
         "no_weight_ema": ("no EMA of the weights", ["--ema_decay", "0"]),
         "no_real_speech": ("synthetic Telugu only (no recorded voices)", ["--no-real_speech"]),
         "seanet": ("SEANet waveform model + ScaledTanhHead", ["--arch", "seanet"]),
+        "istft_2x": ("iSTFT head with n_fft 2 x hop (640) instead of 4 x hop",
+                     ["--istft_n_fft", "640"]),
     }, True),
     "seanet": Recipe("telugu_ablation.json", ["--arch", "seanet", "--center_latents"], {
         "baseline": ("ScaledTanhHead, gradient balancer", []),
