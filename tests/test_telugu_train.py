@@ -407,8 +407,8 @@ def test_exported_fp16_weights_load_and_code_like_the_checkpoint(data_dir, tmp_p
     assert (ya - yb).abs().max() < 1e-2 * max(ya.abs().max().item(), 1e-3)
 
 
-@pytest.mark.parametrize("arch", ["frame", "seanet"])
-def test_chunked_coding_is_exact_at_the_seams(arch):
+@pytest.mark.parametrize(("arch", "head_upsample"), [("frame", 1), ("frame", 4), ("seanet", 1)])
+def test_chunked_coding_is_exact_at_the_seams(arch, head_upsample):
     """Long files go through the model in chunks with context: the same codes and samples as
     one pass over the whole file (memory stays flat; see benchmarks for the figures)."""
     from examples.telugu_codec.codec import decode_codes, encode_audio
@@ -417,7 +417,7 @@ def test_chunked_coding_is_exact_at_the_seams(arch):
     torch.manual_seed(0)
     model = TeluguCodec(CodecConfig(arch=arch, channels=4, enc_width=16, dec_width=16,
                                     num_quantizers=2, codebook_size=16,
-                                    center_latents=False)).eval()
+                                    center_latents=False, head_upsample=head_upsample)).eval()
     model.quantizer.train()
     model.quantizer(torch.randn(4, model.cfg.latent_dim, 64))  # a k-means init, any will do
     model.quantizer.eval()
@@ -443,3 +443,58 @@ def test_shipped_weights_load_and_code_a_clip():
     assert len(data) * 8 / 1.0 <= 6000 + 40 * 8 + 8  # 6 kbps plus the header
     y = decode_bytes(model, data)
     assert len(y) == 16000 and np.isfinite(y).all() and np.abs(y).max() <= 1.0
+
+
+def test_upsampled_head_shapes_and_bad_factors():
+    """The 4x head: T latent frames still give T x hop samples, its spectrum has the finer
+    hop's frames, and a factor that does not divide the hop is refused by name."""
+    from examples.telugu_codec.model import CodecConfig, TeluguCodec, UpsampledFrameHead
+
+    cfg = CodecConfig(arch="frame", enc_width=16, dec_width=16, num_quantizers=2,
+                      codebook_size=16, head_upsample=4)
+    model = TeluguCodec(cfg)
+    assert isinstance(model.head, UpsampledFrameHead)
+    assert (model.head.hop_length, model.head.n_fft) == (80, 320)
+    h = torch.randn(2, 16, 7)
+    assert model.head.spectrum(h).shape == (2, 161, 28)
+    assert model.head(h).shape == (2, 1, 7 * 320)
+    y, _ = model(torch.randn(2, 1, 3200))
+    assert y.shape == (2, 1, 3200)
+    for bad in (3, 6):  # odd; does not divide 320
+        with pytest.raises(ValueError, match="head_upsample"):
+            UpsampledFrameHead(16, 8, bad, 320)
+
+
+def test_adversarial_training_logs_its_losses_and_resumes_exactly(data_dir, tmp_path):
+    """``--adversarial``: the discriminator steps beside the codec, its losses join the
+    balancer, and its weights and optimizer are in every checkpoint, so a resumed run ends
+    where a straight one does."""
+    flags = ("--num_epochs", "3", "--adversarial", "1")
+    train(_args(data_dir, tmp_path / "straight", *flags))
+    train(_args(data_dir, tmp_path / "split", *flags, "--max_steps", "2"))
+    train(_args(data_dir, tmp_path / "split", *flags, "--resume"))
+    a = load_checkpoint(tmp_path / "straight" / "telugu_codec" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "telugu_codec" / "last.pt")
+    assert _states_equal(a["model"], b["model"]) and _states_equal(a["disc"], b["disc"])
+    assert {"loss/adv", "loss/fm", "d_loss"} <= set(a["metrics"])
+    assert a["metrics"]["d_loss"] > 0
+    with pytest.raises(SystemExit, match="without --adversarial"):
+        train(_args(data_dir, tmp_path / "plain", "--num_epochs", "1"))
+        train(_args(data_dir, tmp_path / "plain", "--num_epochs", "2", "--resume", *flags[2:]))
+
+
+def test_init_weights_starts_from_a_trained_codec(data_dir, tmp_path):
+    """``--init_weights``: the run starts from the given codec's (EMA) weights and codebooks;
+    at learning rate 0 its encoder, decoder and head stay exactly those weights."""
+    train(_args(data_dir, tmp_path / "a", "--num_epochs", "1"))
+    src = load_model(tmp_path / "a" / "telugu_codec" / "last.pt")
+    train(_args(data_dir, tmp_path / "b", "--num_epochs", "1", "--learning_rate", "0",
+                "--init_weights", str(tmp_path / "a" / "telugu_codec" / "last.pt")))
+    got = load_checkpoint(tmp_path / "b" / "telugu_codec" / "last.pt")["model"]
+    for k, v in src.state_dict().items():
+        if not k.startswith("quantizer."):  # EMA codebooks learn without a learning rate
+            assert torch.equal(got[k], v), k
+    assert bool(got["quantizer.initialized"])
+    with pytest.raises(SystemExit, match="init_weights"):
+        train(_args(data_dir, tmp_path / "c", "--num_epochs", "1", "--num_quantizers", "3",
+                    "--init_weights", str(tmp_path / "a" / "telugu_codec" / "last.pt")))

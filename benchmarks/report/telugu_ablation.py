@@ -103,9 +103,10 @@ def walkthrough_ablation_values(data: dict) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- frame recipe
 FRAME_FILE = "telugu_ablation_frame.json"
-FRAME_ORDER = ("baseline", "center_latents", "no_cstft", "static_weights", "weights_1111",
-               "weights_cstft_led", "lr_2e-3", "constant_lr",
-               "no_weight_ema", "no_real_speech", "seanet", "istft_2x")
+FRAME_ORDER = ("baseline", "center_latents", "no_cstft", "no_time", "phase_below_1k",
+               "static_weights", "weights_1111", "weights_cstft_led", "mel_led", "lr_2e-3",
+               "constant_lr", "no_weight_ema", "no_real_speech", "seanet", "istft_2x",
+               "head_up4")
 FRAME_HEADER = ["variant", "flags", "Telugu SI-SNR dB", "mel distance", "PESQ-WB", "STOI",
                 "English SI-SNR dB", "PESQ-WB", "STOI", "codes used"]
 FRAME_COMMAND = "python -m examples.telugu_codec.studies.ablation --recipe frame"

@@ -52,8 +52,11 @@ def model_fingerprint(model: TeluguCodec) -> bytes:
     """8 bytes that identify the codec's configuration (not its weights)."""
     import hashlib
     d = model.cfg.to_dict()
-    if d.get("istft_n_fft") is None:  # a field added later: files from before still match
+    # fields added later, at their defaults: files from before still match
+    if d.get("istft_n_fft") is None:
         d.pop("istft_n_fft", None)
+    if d.get("head_upsample", 1) == 1:
+        d.pop("head_upsample", None)
     cfg = json.dumps(d, sort_keys=True).encode()
     return hashlib.sha256(cfg).digest()[:8]
 

@@ -61,6 +61,10 @@ class CodecConfig:
     dec_width: int = 256
     dec_blocks: int = 6
     istft_n_fft: int | None = None  # frame architecture: the iSTFT head's n_fft (4 x hop)
+    # frame architecture: the head's frame rate as a multiple of the latent rate (1: the head
+    # runs at 50 Hz; 4: a transposed convolution and two ConvNeXt blocks at 200 Hz feed an
+    # iSTFT head with hop 80, whose frames need four times less phase precision)
+    head_upsample: int = 1
     extra: dict = field(default_factory=dict)  # room for forward-compatible options
 
     @property
@@ -209,6 +213,32 @@ class FrameHead(ISTFTHead):
     scale = torch.tensor(1.0)
 
 
+class UpsampledFrameHead(FrameHead):
+    """:class:`FrameHead` fed at ``factor`` times the latent frame rate.
+
+    An iSTFT head at 50 Hz (hop 20 ms) must predict each frame's phase so precisely that the
+    four overlapping frames add up: a harmonic at 2 kHz turns 40 cycles between frames, so an
+    error of 1% in its frequency cancels it. Upsampled by ``factor`` the hop shrinks, and with
+    it the phase advance the decoder has to get right.
+    """
+
+    def __init__(self, dim: int, width: int, factor: int, hop_length: int,
+                 n_fft: int | None = None) -> None:
+        if factor < 2 or factor % 2 or hop_length % factor:
+            raise ValueError(f"head_upsample must be an even divisor of the hop {hop_length}, "
+                             f"got {factor}")
+        hop = hop_length // factor
+        super().__init__(width, n_fft or 4 * hop, hop)
+        self.factor = factor
+        self.up = nn.ConvTranspose1d(dim, width, 2 * factor, stride=factor, padding=factor // 2)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(width, 0.5) for _ in range(2)])
+        self.norm = nn.LayerNorm(width)
+
+    def spectrum(self, x: Tensor) -> Tensor:
+        h = self.blocks(self.up(x))  # (B, width, factor * T)
+        return super().spectrum(self.norm(h.transpose(1, 2)).transpose(1, 2))
+
+
 class OriginalHead(nn.Module):
     """The failed run's head: ``scale * tanh(x)`` with a learnable scale initialised at 3.0."""
 
@@ -275,8 +305,13 @@ class TeluguCodec(nn.Module):
         if cfg.arch == "frame":
             self.encoder = FrameEncoder(cfg)
             self.decoder = FrameDecoder(cfg)
-            self.head = FrameHead(cfg.dec_width, cfg.istft_n_fft or 4 * cfg.hop_length,
-                                  cfg.hop_length)
+            if cfg.head_upsample > 1:
+                self.head = UpsampledFrameHead(cfg.dec_width, cfg.dec_width // 2,
+                                               cfg.head_upsample, cfg.hop_length,
+                                               cfg.istft_n_fft)
+            else:
+                self.head = FrameHead(cfg.dec_width, cfg.istft_n_fft or 4 * cfg.hop_length,
+                                      cfg.hop_length)
         else:
             self.encoder = Encoder(cfg)
             self.decoder = Decoder(cfg)

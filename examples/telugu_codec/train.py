@@ -120,6 +120,19 @@ def _codec_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--istft_n_fft", type=int, default=None,
                    help="frame: n_fft of the iSTFT head (default 4 x hop; 2 x hop halves the "
                         "overlap of the frames whose phases must agree)")
+    g.add_argument("--adversarial", type=float, default=0.0,
+                   help="weight of the adversarial and feature-matching losses in the balancer "
+                        "(0: off; one process only; see examples/telugu_codec/adversarial.py)")
+    g.add_argument("--init_weights", type=Path, default=None,
+                   help="start from these weights (a checkpoint or an exported directory with "
+                        "the same codec flags) instead of a random init; fresh optimizer")
+    g.add_argument("--phase_max_hz", type=float, default=None,
+                   help="phase-aware losses only below this frequency: the waveform MSE on "
+                        "the band below it, the complex STFT loss on magnitudes alone "
+                        "(default: both over the whole band)")
+    g.add_argument("--head_upsample", type=int, default=1,
+                   help="frame: run the iSTFT head at this multiple of the latent frame rate "
+                        "(an even divisor of the hop; 1: at the latent rate)")
     g.add_argument("--latent_dim", type=int, default=64)
     g.add_argument("--head", choices=HEADS, default="scaled_tanh")
     g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=False,
@@ -245,17 +258,45 @@ def load_training_speech(cache_dir: Path, log) -> list:
 
 
 def loss_weights(args) -> dict[str, float]:
-    """The balancer's weights: ``--loss_weights`` or the architecture's default."""
+    """The balancer's weights: ``--loss_weights`` or the architecture's default, and with
+    ``--adversarial W`` the adversarial and feature-matching losses at ``W`` each."""
+    out: dict[str, float] = {}
     if args.loss_weights:
-        out = {}
         for item in args.loss_weights.split(","):
             name, _, value = item.partition("=")
             if name.strip() not in ("cstft", "mel", "time", "rms") or not value:
                 raise SystemExit(f"--loss_weights expected name=value with names cstft, mel, "
                                  f"time, rms; got {item!r}")
             out[name.strip()] = float(value)
-        return out
-    return dict(FRAME_WEIGHTS if args.arch == "frame" else BALANCED_WEIGHTS)
+    else:
+        out = dict(FRAME_WEIGHTS if args.arch == "frame" else BALANCED_WEIGHTS)
+    if getattr(args, "adversarial", 0.0):
+        out.update(adv=args.adversarial, fm=args.adversarial)
+    return out
+
+
+class LowBandMSE:
+    """Waveform MSE of the parts of ``pred`` and ``target`` below ``cutoff`` (cycles per
+    sample): by Parseval, the mean squared error of their FFT bins under the cut-off.
+
+    A codec at a few kbps cannot carry the phase of every harmonic above about 1 kHz; a
+    phase-aware loss there prefers silence to a spectrum with the right magnitude and another
+    phase, so the decoder learns to leave the high band out (``--phase_max_hz``)."""
+
+    def __init__(self, cutoff: float) -> None:
+        if not 0.0 < cutoff <= 0.5:
+            raise SystemExit(f"--phase_max_hz must lie in (0, sample_rate / 2], got "
+                             f"{cutoff:g} of the sample rate")
+        self.cutoff = cutoff
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        n = pred.shape[-1]
+        diff = torch.fft.rfft(pred - target, dim=-1)[..., :int(self.cutoff * n) + 1]
+        weight = torch.full(diff.shape[-1:], 2.0, device=diff.device)
+        weight[0] = 1.0  # DC once; every other bin stands for itself and its mirror
+        if n % 2 == 0 and diff.shape[-1] == n // 2 + 1:
+            weight[-1] = 1.0  # Nyquist once
+        return (weight * diff.abs().square()).sum(-1).mean() / (n * n)
 
 
 def make_balancer(kind: str, weights: dict[str, float] | None = None) -> LossBalancer:
@@ -410,6 +451,8 @@ class Run:
     terms: dict[str, Callable[..., torch.Tensor]]
     runlog: RunLog
     ddp: torch.nn.Module | None = None
+    disc: Any = None  # --adversarial: the discriminator and its optimizer
+    opt_d: torch.optim.Optimizer | None = None
     start_epoch: int = 0
     global_step: int = 0
     resumed_minutes: float = 0.0
@@ -458,6 +501,13 @@ def check_args(args: argparse.Namespace, env: Dist) -> None:
     for name in ("batch_size", "num_epochs", "steps_per_epoch"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not args.adversarial >= 0:
+        raise SystemExit(f"--adversarial must be >= 0, got {args.adversarial}")
+    if args.adversarial and env.world > 1:
+        raise SystemExit("--adversarial runs in one process; got "
+                         f"{env.world} processes")
+    if args.adversarial and args.balancer == "original":
+        raise SystemExit("--adversarial needs --balancer grad or static")
 
 
 def open_run_dir(args: argparse.Namespace, env: Dist) -> tuple[Path, Any]:
@@ -483,7 +533,7 @@ def codec_config(args: argparse.Namespace) -> tuple[CodecConfig, int]:
                       head=args.head, center_latents=args.center_latents, arch=args.arch,
                       enc_width=args.enc_width, enc_blocks=args.enc_blocks,
                       dec_width=args.dec_width, dec_blocks=args.dec_blocks,
-                      istft_n_fft=args.istft_n_fft)
+                      istft_n_fft=args.istft_n_fft, head_upsample=args.head_upsample)
     segment = int(round(args.segment_seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length
     if segment < cfg.hop_length * 4:
         raise SystemExit(f"--segment_seconds {args.segment_seconds} is too short "
@@ -499,19 +549,47 @@ def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> R
     train_clips, heldout, source = load_data(args, log)
     cfg, segment = codec_config(args)
     model = TeluguCodec(cfg).to(env.device)
+    if args.init_weights is not None:
+        init_weights(model, args.init_weights, log)
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
                             weight_decay=0.0)
+    disc, opt_d = None, None
+    if args.adversarial:
+        from .adversarial import MultiResolutionDiscriminator
+        disc = MultiResolutionDiscriminator().to(env.device)
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
+                                  weight_decay=0.0)
     balancer = make_balancer(args.balancer, loss_weights(args)).to(env.device)
     mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
     terms = {"cstft": ComplexSTFTLoss().to(env.device), "mel": mel_loss, "time": F.mse_loss,
              "rms": rms_scale_loss}
+    if args.phase_max_hz is not None:  # phase-aware losses below the cut-off only
+        terms["cstft"] = ComplexSTFTLoss(complex_weight=0.0).to(env.device)
+        terms["time"] = LowBandMSE(args.phase_max_hz / cfg.sample_rate)
     return Run(args=args, env=env, log=log, run_dir=run_dir, lock=lock, source=source, cfg=cfg,
                segment=segment, train_clips=train_clips, heldout=heldout,
                evals=eval_subset(heldout, args.eval_seconds, cfg.sample_rate),
                crops=RandomCrops(train_clips, segment, args.steps_per_epoch * args.batch_size,
                                  args.seed, gain_db=args.gain_db),
                model=model, ema=copy.deepcopy(model) if args.ema_decay > 0 else None, opt=opt,
-               balancer=balancer, terms=terms, runlog=RunLog(run_dir, args.resume))
+               balancer=balancer, terms=terms, runlog=RunLog(run_dir, args.resume),
+               disc=disc, opt_d=opt_d)
+
+
+def init_weights(model: TeluguCodec, path: Path, log: Callable[..., object]) -> None:
+    """``--init_weights``: copy a trained codec's weights and codebooks into ``model``."""
+    from .checkpoint import load_model
+
+    try:
+        src = load_model(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise SystemExit(f"error: --init_weights {path}: {e}") from None
+    if src.cfg != model.cfg:
+        raise SystemExit(f"error: --init_weights {path} was trained with {src.cfg.to_dict()}; "
+                         f"the flags give {model.cfg.to_dict()}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in src.state_dict().items()})
+    log(f"weights from {path}")
 
 
 def resume(run: Run) -> None:
@@ -545,6 +623,12 @@ def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
         run.ema.load_state_dict(state.get("ema", state["model"]))
     run.opt.load_state_dict(state["optimizer"])
     run.resumed_minutes = state.get("metrics", {}).get("wall_seconds", 0.0) / 60
+    if (run.disc is not None) != ("disc" in state):
+        had = "with" if "disc" in state else "without"
+        raise SystemExit(f"{path} was trained {had} --adversarial; resume it {had} it")
+    if run.disc is not None:
+        run.disc.load_state_dict(state["disc"])
+        run.opt_d.load_state_dict(state["opt_d"])
     run.balancer.load_state_dict(state["balancer"])
     run.start_epoch, run.global_step = state["epoch"], state["global_step"]
     torch.set_rng_state(state["rng"]["torch"])
@@ -624,11 +708,21 @@ def train_step(run: Run, step: int) -> tuple[dict[str, Any], torch.Tensor]:
     warmup = run.global_step < args.vq_warmup_steps
     if not warmup and not bool(model.quantizer.initialized):
         init_codebooks(model, run.train_clips, run.segment, args, env)
-    for group in run.opt.param_groups:
-        group["lr"] = args.learning_rate * lr_factor(
-            args, run.global_step, run.resumed_minutes + (time.monotonic() - run.t_start) / 60)
+    lr = args.learning_rate * lr_factor(
+        args, run.global_step, run.resumed_minutes + (time.monotonic() - run.t_start) / 60)
+    for group in run.opt.param_groups + (run.opt_d.param_groups if run.opt_d else []):
+        group["lr"] = lr
     y, vq = run.ddp(x, bypass=warmup)
-    losses = {k: run.terms[k](y, x) for k in run.balancer.names}
+    losses = {k: run.terms[k](y, x) for k in run.balancer.names if k in run.terms}
+    extra = {}
+    if run.disc is not None:  # one discriminator step, then its losses for the codec
+        k = max(1, x.shape[0] // 2)  # on half the batch: the discriminator costs a generator
+        d_loss = run.disc.discriminator_loss(x[:k], y[:k])
+        run.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        run.opt_d.step()
+        losses["adv"], losses["fm"] = run.disc.generator_losses(y[:k], x[:k])
+        extra["d_loss"] = d_loss.detach()
     run.opt.zero_grad(set_to_none=True)
     total = run.balancer.backward(losses, y, unbalanced={} if vq is None else {"vq": vq.loss})
     if vq is None:  # warm-up: report zero VQ losses
@@ -646,7 +740,7 @@ def train_step(run: Run, step: int) -> tuple[dict[str, Any], torch.Tensor]:
             "commitment_loss": vq.commitment_loss.detach().mean(),
             "codebook_loss": vq.codebook_loss.detach().mean(),
             "train_snr": 10 * torch.log10(x.square().sum() / (x - yd).square().sum()
-                                          .clamp_min(1e-12))}, yd
+                                          .clamp_min(1e-12)), **extra}, yd
 
 
 def train_epoch(run: Run, epoch: int) -> tuple[EpochStats, bool]:
@@ -705,6 +799,8 @@ def checkpoint_state(run: Run, epoch: int, row: dict[str, Any]) -> dict[str, Any
             "optimizer": run.opt.state_dict(),
             **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
             "balancer": run.balancer.state_dict(), "epoch": epoch,
+            **({"disc": run.disc.state_dict(), "opt_d": run.opt_d.state_dict()}
+               if run.disc is not None else {}),
             "global_step": run.global_step,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                     "python": random.getstate()},
