@@ -198,3 +198,28 @@ def test_band_ratios_of_a_frame_model():
         assert len(row) == len(EDGES_HZ) - 1 and all(math.isfinite(v) for v in row)
     for a, b in zip(out["head_output_vs_input_db"], out["bypass_vs_input_db"], strict=True):
         assert abs(a - b) < 1.5, out
+
+
+def test_checkpoint_scores_are_means_over_the_clips():
+    """``studies.checkpoints.score``: every metric, the mean over the clips of each clip's
+    score alone."""
+    import math
+
+    import torch
+
+    from examples.telugu_codec.model import CodecConfig, TeluguCodec
+    from examples.telugu_codec.studies.checkpoints import score
+
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    torch.manual_seed(0)
+    model = TeluguCodec(CodecConfig(arch="frame", num_quantizers=2, codebook_size=16,
+                                    enc_width=16, enc_blocks=1, dec_width=16,
+                                    dec_blocks=1)).eval()
+    clips = _synthetic_clips()
+    both = score(model, clips)
+    alone = [score(model, [c]) for c in clips]
+    assert {"snr", "si_snr", "mel_distance", "stoi"} <= set(both)
+    for key in ("snr", "si_snr", "mel_distance"):
+        assert math.isfinite(both[key])
+        assert both[key] == pytest.approx(sum(a[key] for a in alone) / 2, rel=1e-5)

@@ -498,3 +498,28 @@ def test_init_weights_starts_from_a_trained_codec(data_dir, tmp_path):
     with pytest.raises(SystemExit, match="init_weights"):
         train(_args(data_dir, tmp_path / "c", "--num_epochs", "1", "--num_quantizers", "3",
                     "--init_weights", str(tmp_path / "a" / "telugu_codec" / "last.pt")))
+
+
+def test_init_weights_from_an_exported_directory_restarts_the_usage_statistics(data_dir,
+                                                                             tmp_path):
+    """Exported weights keep no EMA statistics; the run restarts them uniform (one step's
+    vectors) with each code the mean of its share, so the first EMA step keeps the codes."""
+    from examples.telugu_codec.checkpoint import export_pretrained
+    from examples.telugu_codec.model import TeluguCodec
+    from examples.telugu_codec.train import init_weights
+
+    train(_args(data_dir, tmp_path / "a", "--num_epochs", "1"))
+    out = export_pretrained(tmp_path / "a" / "telugu_codec" / "last.pt", tmp_path / "export")
+    src = load_model(out)
+    model = TeluguCodec(src.cfg)
+    init_weights(model, out, 48, log=lambda *_: None)
+    q = model.quantizer
+    assert torch.equal(q.codebook, src.quantizer.codebook)
+    assert torch.equal(q.cluster_size, torch.full_like(q.cluster_size, 48 / 16))
+    torch.testing.assert_close(q.embed_sum, q.codebook * 3.0)
+    assert not q.unused_for.any()
+    q.train()
+    before = q.codebook.clone()
+    q(torch.randn(1, src.cfg.latent_dim, 4))  # 4 vectors: most codes unused this step
+    changed = (q.codebook - before).norm(dim=-1) > 1e-3 * before.norm(dim=-1)
+    assert changed.sum() <= 2 * 4  # only codes that coded a vector (or a revival) move

@@ -550,7 +550,7 @@ def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> R
     cfg, segment = codec_config(args)
     model = TeluguCodec(cfg).to(env.device)
     if args.init_weights is not None:
-        init_weights(model, args.init_weights, log)
+        init_weights(model, args.init_weights, args.batch_size * segment // cfg.hop_length, log)
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
                             weight_decay=0.0)
     disc, opt_d = None, None
@@ -576,8 +576,13 @@ def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> R
                disc=disc, opt_d=opt_d)
 
 
-def init_weights(model: TeluguCodec, path: Path, log: Callable[..., object]) -> None:
-    """``--init_weights``: copy a trained codec's weights and codebooks into ``model``."""
+def init_weights(model: TeluguCodec, path: Path, vectors_per_step: int,
+                 log: Callable[..., object]) -> None:
+    """``--init_weights``: copy a trained codec's weights and codebooks into ``model``.
+
+    An exported directory has no EMA usage statistics (only training needs them): they start
+    as uniform usage worth one step's vectors, each code the mean of its share, so the first
+    EMA steps move the codes no more than a k-means init's would be moved."""
     from .checkpoint import load_model
 
     try:
@@ -589,6 +594,13 @@ def init_weights(model: TeluguCodec, path: Path, log: Callable[..., object]) -> 
                          f"the flags give {model.cfg.to_dict()}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v
                            for k, v in src.state_dict().items()})
+    if path.is_dir():  # exported weights keep no EMA statistics: restart them uniform
+        q = model.quantizer
+        with torch.no_grad():
+            q.cluster_size.fill_(vectors_per_step / q.codebook_size)
+            if q.ema:
+                q.embed_sum.copy_(q.codebook * q.cluster_size[..., None])
+            q.unused_for.zero_()
     log(f"weights from {path}")
 
 

@@ -5,6 +5,8 @@
     python -m examples.telugu_codec.studies.run_summary     # one training run's log
     python -m examples.telugu_codec.studies.spectrogram     # the walk-through's figure
     python -m examples.telugu_codec.studies.latents         # trained latents for bench_ddp.py
+    python -m examples.telugu_codec.studies.band_energy     # energy per band against the input
+    python -m examples.telugu_codec.studies.checkpoints     # checkpoints side by side
 
 Their JSON goes to ``benchmarks/results/`` (:data:`RESULTS_DIR`), where the benchmark report
 reads it, and their figures to ``docs/img/``.
