@@ -2,7 +2,7 @@
 
     python -m examples.telugu_codec.studies.checkpoints \\
         --label shipped examples/telugu_codec/pretrained --label gan C/gan/last.pt \\
-        --out benchmarks/results/telugu_finetune.json
+        --out benchmarks/results/telugu_checkpoints.json
 
 For comparing training variants on the same clips: each checkpoint codes the first
 ``--telugu_seconds`` of held-out synthetic Telugu and the first ``--english_seconds`` of the
