@@ -76,7 +76,7 @@ def load_data(data_dir: Path | None, log: Log) -> tuple[list, list, str]:
 
     if data_dir is None:
         from examples.telugu_codec.corpus import build_default_corpus
-        from examples.telugu_codec.train import default_cache_dir
+        from examples.telugu_codec.data import default_cache_dir
 
         data_dir = build_default_corpus(default_cache_dir() / "telugu_corpus", log=log)
         source = f"default Telugu corpus ({data_dir})"

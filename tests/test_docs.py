@@ -75,6 +75,17 @@ def _script_of(words: list[str]) -> tuple[pathlib.Path, list[str]] | None:
     return None
 
 
+def _flag_source(script: pathlib.Path) -> str:
+    """The script's source and that of the sibling modules it imports that define flags (the
+    training script's command line lives in flags.py)."""
+    source = script.read_text(encoding="utf-8")
+    for name in re.findall(r"^from \.(\w+) import", source, re.M):
+        sibling = script.with_name(f"{name}.py")
+        if sibling.is_file() and "add_argument(" in (text := sibling.read_text(encoding="utf-8")):
+            source += text
+    return source
+
+
 def test_documented_shell_commands_name_real_scripts_flags_and_make_targets():
     """The ```bash blocks cannot all run in the suite (they train for minutes or install
     packages); each one that runs a script of the repository must name a file that exists and
@@ -92,7 +103,7 @@ def test_documented_shell_commands_name_real_scripts_flags_and_make_targets():
             continue
         script, after = found
         assert script.is_file(), (page, words)
-        source = script.read_text(encoding="utf-8")
+        source = _flag_source(script)
         for flag in (w.split("=")[0] for w in after if w.startswith("--")):
             assert f'"{flag}"' in source, f"{page}: {script.name} has no flag {flag}"
         checked += 1

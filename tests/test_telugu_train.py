@@ -504,9 +504,8 @@ def test_init_weights_from_an_exported_directory_restarts_the_usage_statistics(d
                                                                              tmp_path):
     """Exported weights keep no EMA statistics; the run restarts them uniform (one step's
     vectors) with each code the mean of its share, so the first EMA step keeps the codes."""
-    from examples.telugu_codec.checkpoint import export_pretrained
+    from examples.telugu_codec.checkpoint import export_pretrained, init_weights
     from examples.telugu_codec.model import TeluguCodec
-    from examples.telugu_codec.train import init_weights
 
     train(_args(data_dir, tmp_path / "a", "--num_epochs", "1"))
     out = export_pretrained(tmp_path / "a" / "telugu_codec" / "last.pt", tmp_path / "export")

@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from .model import TeluguCodec
 
 MAGIC = b"RVQCKPT1"
 LAST, PREV = "last.pt", "prev.pt"
@@ -178,3 +182,29 @@ def export_pretrained(checkpoint: str | os.PathLike, out_dir: str | os.PathLike 
            "args": ckpt.get("args"), "metrics": ckpt.get("metrics"), **(extra or {})}
     (out / "run.json").write_text(json.dumps(run, indent=1, default=str) + "\n")
     return out
+
+
+def init_weights(model: TeluguCodec, path: Path, vectors_per_step: int,
+                 log: Callable[..., object]) -> None:
+    """``--init_weights``: copy a trained codec's weights and codebooks into ``model``.
+
+    An exported directory has no EMA usage statistics (only training needs them): they start
+    as uniform usage worth one step's vectors, each code the mean of its share, so the first
+    EMA steps move the codes no more than a k-means init's would be moved."""
+    try:
+        src = load_model(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise SystemExit(f"error: --init_weights {path}: {e}") from None
+    if src.cfg != model.cfg:
+        raise SystemExit(f"error: --init_weights {path} was trained with {src.cfg.to_dict()}; "
+                         f"the flags give {model.cfg.to_dict()}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in src.state_dict().items()})
+    if path.is_dir():  # exported weights keep no EMA statistics: restart them uniform
+        q = model.quantizer
+        with torch.no_grad():
+            q.cluster_size.fill_(vectors_per_step / q.codebook_size)
+            if q.ema:
+                q.embed_sum.copy_(q.codebook * q.cluster_size[..., None])
+            q.unused_for.zero_()
+    log(f"weights from {path}")

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -35,180 +33,20 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from rvq_blocks import ComplexSTFTLoss, LossBalancer, MultiScaleMelLoss, rms_scale_loss
+from rvq_blocks import LossBalancer
 
-from .checkpoint import CorruptCheckpointError, find_resumable, save_checkpoint
-from .data import Clip, RandomCrops, default_cache_dir, eval_subset
+from .checkpoint import CorruptCheckpointError, find_resumable, init_weights, save_checkpoint
+from .data import Clip, RandomCrops, eval_subset
+from .flags import build_parser
+from .losses import loss_terms, loss_weights, make_balancer
 from .metrics import all_metrics, mean_metrics
-from .model import ARCHS, HEADS, CodecConfig, TeluguCodec, pad_to_hop
+from .model import CodecConfig, TeluguCodec, pad_to_hop
+from .runtime import Dist, RunLog, lock_run_dir
 
 CKPT_FORMAT = "rvq_blocks.telugu_codec/1"
-# Gradient fractions of the balanced losses. The waveform (MSE) loss leads: the mel loss is
-# blind to phase, and with it in front the output keeps the right spectrum but stays
-# uncorrelated with the input (SNR near -3 dB, SI-SNR near -40 dB) for hundreds of steps.
-BALANCED_WEIGHTS = {"mel": 1.0, "time": 3.0, "rms": 0.1}
-# The frame-rate architecture adds the compressed complex STFT loss (phase-aware, quiet bins
-# weighted): it leads with the waveform MSE, the mel loss beside them.
-FRAME_WEIGHTS = {"cstft": 2.0, "mel": 1.0, "time": 2.0, "rms": 0.1}
-# The failed run's fixed weights: 2 * recon + 0.1 * percept (+ the scale loss), no balancing.
-ORIGINAL_WEIGHTS = {"mel": 0.1, "time": 2.0, "rms": 1.0}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The training command line: the original script's flags, then run and codec flags."""
-    p = argparse.ArgumentParser(prog="python -m examples.telugu_codec.train",
-                                description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _original_flags(p.add_argument_group("the original script's flags"))
-    _run_flags(p.add_argument_group("run"))
-    g = p.add_argument_group("codec")
-    _codec_flags(g)
-    _optimisation_flags(g)
-    return p
-
-
-def _original_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--data_dir", type=Path, default=None,
-                   help="WAV/FLAC files (recursive; train/ and heldout/ subdirs are used if "
-                        "present); default: the synthesised Telugu corpus")
-    g.add_argument("--checkpoint_dir", type=Path, default=Path("checkpoints"))
-    g.add_argument("--batch_size", type=int, default=16, help="global batch (split over ranks)")
-    g.add_argument("--num_epochs", type=int, default=8)
-    g.add_argument("--learning_rate", type=float, default=1e-3)
-    g.add_argument("--experiment_name", default="telugu_codec")
-
-
-def _run_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--resume", action="store_true",
-                   help="continue from the newest intact checkpoint of this experiment")
-    g.add_argument("--overwrite", action="store_true",
-                   help="start this experiment over even though its directory holds a run "
-                        "(its checkpoints are replaced as the new run saves)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--steps_per_epoch", type=int, default=40)
-    g.add_argument("--segment_seconds", type=float, default=0.48)
-    g.add_argument("--max_steps", type=int, default=None, help="stop after this many steps")
-    g.add_argument("--max_minutes", type=float, default=None,
-                   help="stop (after checkpointing) once this much wall time has passed")
-    g.add_argument("--eval_seconds", type=float, default=40.0,
-                   help="held-out audio evaluated after every epoch")
-    g.add_argument("--cache_dir", type=Path, default=default_cache_dir())
-    g.add_argument("--corpus_minutes", type=float, default=40.0)
-    g.add_argument("--real_speech", action=argparse.BooleanOptionalAction, default=True,
-                   help="add the recorded es/fr/it/ru Asterisk prompts (about 107 min, fetched "
-                        "with apt-get download once) to the default corpus's training clips")
-    g.add_argument("--gain_db", type=float, default=10.0,
-                   help="random gain per training crop, uniform in +-gain_db dB")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    g.add_argument("--no_plots", action="store_true")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _codec_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--num_quantizers", type=int, default=12)
-    g.add_argument("--codebook_size", type=int, default=1024)
-    g.add_argument("--codebook_dim", type=int, default=None)
-    g.add_argument("--quantizer_dropout", type=float, default=0.0)
-    g.add_argument("--arch", choices=ARCHS, default="frame",
-                   help="frame: ConvNeXt at 50 Hz + iSTFT head; seanet: the original model")
-    g.add_argument("--channels", type=int, default=16, help="seanet: first encoder width")
-    g.add_argument("--enc_width", type=int, default=192, help="frame: encoder ConvNeXt width")
-    g.add_argument("--enc_blocks", type=int, default=4)
-    g.add_argument("--dec_width", type=int, default=256, help="frame: decoder ConvNeXt width")
-    g.add_argument("--dec_blocks", type=int, default=6)
-    g.add_argument("--istft_n_fft", type=int, default=None,
-                   help="frame: n_fft of the iSTFT head (default 4 x hop; 2 x hop halves the "
-                        "overlap of the frames whose phases must agree)")
-    g.add_argument("--adversarial", type=float, default=0.0,
-                   help="weight of the adversarial and feature-matching losses in the balancer "
-                        "(0: off; one process only; see examples/telugu_codec/adversarial.py)")
-    g.add_argument("--init_weights", type=Path, default=None,
-                   help="start from these weights (a checkpoint or an exported directory with "
-                        "the same codec flags) instead of a random init; fresh optimizer")
-    g.add_argument("--phase_max_hz", type=float, default=None,
-                   help="phase-aware losses only below this frequency: the waveform MSE on "
-                        "the band below it, the complex STFT loss on magnitudes alone "
-                        "(default: both over the whole band)")
-    g.add_argument("--head_upsample", type=int, default=1,
-                   help="frame: run the iSTFT head at this multiple of the latent frame rate "
-                        "(an even divisor of the hop; 1: at the latent rate)")
-    g.add_argument("--latent_dim", type=int, default=64)
-    g.add_argument("--head", choices=HEADS, default="scaled_tanh")
-    g.add_argument("--center_latents", action=argparse.BooleanOptionalAction, default=False,
-                   help="subtract each latent channel's mean over time before the quantizer "
-                        "(the codes then miss that mean, and chunked coding differs from "
-                        "one-pass coding; kept for checkpoints trained with it)")
-    g.add_argument("--vq_warmup_steps", type=int, default=0,
-                   help="train the autoencoder unquantized for this many steps first")
-    g.add_argument("--kmeans_batches", type=int, default=8,
-                   help="k-means initialisation of the codebooks from this many batches of "
-                        "latents (at the first quantized step)")
-
-
-def _optimisation_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--balancer", choices=("grad", "static", "original"), default="grad",
-                   help="grad: gradient balancer; static: the same weights as a plain sum; "
-                        "original: the failed run's 2*recon + 0.1*percept weights")
-    g.add_argument("--loss_weights", default=None,
-                   help="balancer weights as name=value,... (default: FRAME_WEIGHTS for "
-                        "--arch frame, BALANCED_WEIGHTS for seanet); names: cstft mel time rms")
-    g.add_argument("--grad_clip", type=float, default=1.0, help="0 disables")
-    g.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
-                   help="cosine: linear warm-up then cosine decay to zero at the end of the run "
-                        "(--num_epochs x --steps_per_epoch steps or --max_minutes, whichever "
-                        "comes first)")
-    g.add_argument("--warmup_fraction", type=float, default=0.05)
-    g.add_argument("--ema_decay", type=float, default=0.999,
-                   help="EMA of the weights, used for evaluation and saved; 0 disables")
 
 
 # ----------------------------------------------------------------------------- setup
-
-
-class Dist:
-    """Rank/world of a ``torchrun`` launch (world 1 when launched plainly)."""
-
-    def __init__(self, device_arg: str) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device_arg == "auto":
-            device_arg = "cuda" if torch.cuda.is_available() else "cpu"
-        if device_arg.startswith("cuda") and self.world > 1:
-            device_arg = f"cuda:{local}"
-        self.device = torch.device(device_arg)
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-
-def lock_run_dir(run_dir: Path):
-    """An exclusive lock on ``run_dir/.lock`` for this process's lifetime, so two runs never
-    write one experiment; ``SystemExit`` naming the holder when another run has it."""
-    import fcntl
-
-    f = open(run_dir / ".lock", "a+")  # noqa: SIM115 - kept open: the lock lives with it
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
-        raise SystemExit(f"error: {run_dir} is in use by another training run ({holder}); "
-                         "wait for it or pass another --experiment_name") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}")
-    f.flush()
-    return f
 
 
 def seed_everything(seed: int) -> None:
@@ -255,57 +93,6 @@ def load_training_speech(cache_dir: Path, log) -> list:
             continue
         clips += [type(c)(f"{lang}/{c.name}", c.audio) for c in loaded]
     return clips
-
-
-def loss_weights(args) -> dict[str, float]:
-    """The balancer's weights: ``--loss_weights`` or the architecture's default, and with
-    ``--adversarial W`` the adversarial and feature-matching losses at ``W`` each."""
-    out: dict[str, float] = {}
-    if args.loss_weights:
-        for item in args.loss_weights.split(","):
-            name, _, value = item.partition("=")
-            if name.strip() not in ("cstft", "mel", "time", "rms") or not value:
-                raise SystemExit(f"--loss_weights expected name=value with names cstft, mel, "
-                                 f"time, rms; got {item!r}")
-            out[name.strip()] = float(value)
-    else:
-        out = dict(FRAME_WEIGHTS if args.arch == "frame" else BALANCED_WEIGHTS)
-    if getattr(args, "adversarial", 0.0):
-        out.update(adv=args.adversarial, fm=args.adversarial)
-    return out
-
-
-class LowBandMSE:
-    """Waveform MSE of the parts of ``pred`` and ``target`` below ``cutoff`` (cycles per
-    sample): by Parseval, the mean squared error of their FFT bins under the cut-off.
-
-    A codec at a few kbps cannot carry the phase of every harmonic above about 1 kHz; a
-    phase-aware loss there prefers silence to a spectrum with the right magnitude and another
-    phase, so the decoder learns to leave the high band out (``--phase_max_hz``)."""
-
-    def __init__(self, cutoff: float) -> None:
-        if not 0.0 < cutoff <= 0.5:
-            raise SystemExit(f"--phase_max_hz must lie in (0, sample_rate / 2], got "
-                             f"{cutoff:g} of the sample rate")
-        self.cutoff = cutoff
-
-    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        n = pred.shape[-1]
-        diff = torch.fft.rfft(pred - target, dim=-1)[..., :int(self.cutoff * n) + 1]
-        weight = torch.full(diff.shape[-1:], 2.0, device=diff.device)
-        weight[0] = 1.0  # DC once; every other bin stands for itself and its mirror
-        if n % 2 == 0 and diff.shape[-1] == n // 2 + 1:
-            weight[-1] = 1.0  # Nyquist once
-        return (weight * diff.abs().square()).sum(-1).mean() / (n * n)
-
-
-def make_balancer(kind: str, weights: dict[str, float] | None = None) -> LossBalancer:
-    weights = weights or BALANCED_WEIGHTS
-    if kind == "grad":
-        return LossBalancer(weights)
-    if kind == "static":
-        return LossBalancer(weights, balance_grads=False)
-    return LossBalancer(ORIGINAL_WEIGHTS, balance_grads=False)
 
 
 def lr_factor(args, step: int, minutes: float) -> float:
@@ -374,43 +161,6 @@ def evaluate(model: TeluguCodec, clips: list, device: torch.device, *,
 
 
 # ----------------------------------------------------------------------------- logging
-
-
-class RunLog:
-    """Per-epoch records to ``metrics.jsonl`` (everything) and ``metrics.csv`` (scalars)."""
-
-    def __init__(self, run_dir: Path, resume: bool) -> None:
-        self.jsonl, self.csv = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
-        self.rows: list[dict] = []
-        if resume and self.jsonl.exists():
-            self.rows = [json.loads(s) for s in self.jsonl.read_text().splitlines() if s]
-
-    def truncate(self, epoch: int) -> None:
-        """Drop records past ``epoch`` (written after the checkpoint we resume from)."""
-        self.rows = [r for r in self.rows if r["epoch"] <= epoch]
-        self._rewrite()
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        tmp = self.jsonl.with_suffix(".jsonl.tmp")
-        try:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
-        except OSError as e:  # e.g. disk full: the old log stays, no empty temp file
-            tmp.unlink(missing_ok=True)
-            raise OSError(e.errno, f"could not write {self.jsonl}: {e.strerror}") from e
-        os.replace(tmp, self.jsonl)
-        scalars = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))}
-                   for r in self.rows]
-        keys = list(dict.fromkeys(k for r in scalars for k in r))
-        tmp = self.csv.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows(scalars)
-        os.replace(tmp, self.csv)
 
 
 def fmt_epoch(r: dict) -> str:
@@ -560,12 +310,7 @@ def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> R
         opt_d = torch.optim.AdamW(disc.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
                                   weight_decay=0.0)
     balancer = make_balancer(args.balancer, loss_weights(args)).to(env.device)
-    mel_loss = MultiScaleMelLoss(cfg.sample_rate).to(env.device)
-    terms = {"cstft": ComplexSTFTLoss().to(env.device), "mel": mel_loss, "time": F.mse_loss,
-             "rms": rms_scale_loss}
-    if args.phase_max_hz is not None:  # phase-aware losses below the cut-off only
-        terms["cstft"] = ComplexSTFTLoss(complex_weight=0.0).to(env.device)
-        terms["time"] = LowBandMSE(args.phase_max_hz / cfg.sample_rate)
+    terms = loss_terms(args.phase_max_hz, cfg.sample_rate, env.device)
     return Run(args=args, env=env, log=log, run_dir=run_dir, lock=lock, source=source, cfg=cfg,
                segment=segment, train_clips=train_clips, heldout=heldout,
                evals=eval_subset(heldout, args.eval_seconds, cfg.sample_rate),
@@ -574,34 +319,6 @@ def set_up(args: argparse.Namespace, env: Dist, log: Callable[..., object]) -> R
                model=model, ema=copy.deepcopy(model) if args.ema_decay > 0 else None, opt=opt,
                balancer=balancer, terms=terms, runlog=RunLog(run_dir, args.resume),
                disc=disc, opt_d=opt_d)
-
-
-def init_weights(model: TeluguCodec, path: Path, vectors_per_step: int,
-                 log: Callable[..., object]) -> None:
-    """``--init_weights``: copy a trained codec's weights and codebooks into ``model``.
-
-    An exported directory has no EMA usage statistics (only training needs them): they start
-    as uniform usage worth one step's vectors, each code the mean of its share, so the first
-    EMA steps move the codes no more than a k-means init's would be moved."""
-    from .checkpoint import load_model
-
-    try:
-        src = load_model(path)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise SystemExit(f"error: --init_weights {path}: {e}") from None
-    if src.cfg != model.cfg:
-        raise SystemExit(f"error: --init_weights {path} was trained with {src.cfg.to_dict()}; "
-                         f"the flags give {model.cfg.to_dict()}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in src.state_dict().items()})
-    if path.is_dir():  # exported weights keep no EMA statistics: restart them uniform
-        q = model.quantizer
-        with torch.no_grad():
-            q.cluster_size.fill_(vectors_per_step / q.codebook_size)
-            if q.ema:
-                q.embed_sum.copy_(q.codebook * q.cluster_size[..., None])
-            q.unused_for.zero_()
-    log(f"weights from {path}")
 
 
 def resume(run: Run) -> None:
