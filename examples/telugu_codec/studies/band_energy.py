@@ -38,44 +38,55 @@ def _band_power(spec: torch.Tensor, sample_rate: int, edges: tuple[int, ...]) ->
             for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
 
+class BandSums:
+    """Energy per band of :data:`EDGES_HZ`, summed over clips, for each named signal path."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.window = torch.hann_window(1024)
+        self.sums: dict[str, list[float]] = {}
+
+    def add_spectrum(self, name: str, spec: torch.Tensor) -> None:
+        """Add a complex ``(bins, T)`` spectrum's band energies to path ``name``."""
+        values = _band_power(spec, self.sample_rate, EDGES_HZ)
+        old = self.sums.get(name, [0.0] * len(values))
+        self.sums[name] = [a + b for a, b in zip(old, values, strict=True)]
+
+    def add(self, name: str, wav: torch.Tensor) -> None:
+        """Add a ``(1, 1, S)`` waveform's band energies (Hann STFT, n_fft 1024, hop 256)."""
+        self.add_spectrum(name, torch.stft(wav[0, 0], 1024, 256, window=self.window,
+                                           return_complex=True))
+
+    def db(self, name: str, reference: str) -> list[float]:
+        """Per band, ``10 log10`` of path ``name``'s energy over path ``reference``'s."""
+        return [10 * math.log10(max(p, 1e-30) / max(q, 1e-30))
+                for p, q in zip(self.sums[name], self.sums[reference], strict=True)]
+
+
 @torch.no_grad()
 def band_ratios(model: TeluguCodec, clips: list) -> dict[str, list[float]]:
     """Per band, dB of each path's energy against the input's, summed over ``clips``."""
     from rvq_blocks.istft_head import stft_same
 
-    sr, n = model.cfg.sample_rate, len(EDGES_HZ) - 1
-    sums: dict[str, list[float]] = {}
-
-    def add(name: str, values: list[float]) -> None:
-        sums[name] = [a + b for a, b in zip(sums.get(name, [0.0] * n), values, strict=True)]
-
-    window = torch.hann_window(1024)
+    bands = BandSums(model.cfg.sample_rate)
     for clip in clips:
         x = pad_to_hop(torch.from_numpy(clip.audio)[None, None].float(), model.hop_length)
-
-        def stft(w: torch.Tensor) -> torch.Tensor:
-            return torch.stft(w[0, 0], 1024, 256, window=window, return_complex=True)
-
-        add("input", _band_power(stft(x), sr, EDGES_HZ))
-        add("codes", _band_power(stft(model.decode(model.encode(x))), sr, EDGES_HZ))
-        add("bypass", _band_power(stft(model(x, bypass=True)[0]), sr, EDGES_HZ))
+        h = model.decoder(model.encoder(x))
+        bypass = model.head(h)  # what model(x, bypass=True) returns
+        bands.add("input", x)
+        bands.add("codes", model.decode(model.encode(x)))
+        bands.add("bypass", bypass)
         if model.cfg.arch == "frame":
             head = model.head
-            h = model.decoder(model.encoder(x))
-            add("head_input", _band_power(stft_same(x[:, 0], head.n_fft, head.hop_length)[0],
-                                          sr, EDGES_HZ))
-            add("head_predicted", _band_power(head.spectrum(h)[0], sr, EDGES_HZ))
-            add("head_output", _band_power(
-                stft_same(head(h)[:, 0], head.n_fft, head.hop_length)[0], sr, EDGES_HZ))
-
-    def db(a: list[float], b: list[float]) -> list[float]:
-        return [10 * math.log10(max(p, 1e-30) / max(q, 1e-30)) for p, q in zip(a, b, strict=True)]
-
-    out = {"codes_vs_input_db": db(sums["codes"], sums["input"]),
-           "bypass_vs_input_db": db(sums["bypass"], sums["input"])}
-    if "head_predicted" in sums:
-        out["head_predicted_vs_input_db"] = db(sums["head_predicted"], sums["head_input"])
-        out["head_output_vs_input_db"] = db(sums["head_output"], sums["head_input"])
+            bands.add_spectrum("head_input", stft_same(x[:, 0], head.n_fft, head.hop_length)[0])
+            bands.add_spectrum("head_predicted", head.spectrum(h)[0])
+            bands.add_spectrum("head_output",
+                               stft_same(bypass[:, 0], head.n_fft, head.hop_length)[0])
+    out = {"codes_vs_input_db": bands.db("codes", "input"),
+           "bypass_vs_input_db": bands.db("bypass", "input")}
+    if "head_predicted" in bands.sums:
+        out["head_predicted_vs_input_db"] = bands.db("head_predicted", "head_input")
+        out["head_output_vs_input_db"] = bands.db("head_output", "head_input")
     return out
 
 

@@ -8,7 +8,7 @@ For comparing training variants on the same clips: each checkpoint codes the fir
 ``--telugu_seconds`` of held-out synthetic Telugu and the first ``--english_seconds`` of the
 recorded English prompts (code files' path: ``decode(encode(x))``), and the study records the
 mean of each metric over the clips and, per band, the decoded energy against the input's
-(``band_energy.band_ratios``). Smaller and quicker than ``codec_quality``, which adds Opus and
+(``band_energy.BandSums``). Smaller and quicker than ``codec_quality``, which adds Opus and
 Codec2.
 """
 
@@ -18,6 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,20 +27,23 @@ from ..data import default_cache_dir, eval_subset, load_heldout, load_recorded_e
 from ..metrics import all_metrics, mean_metrics
 from ..model import TeluguCodec, pad_to_hop
 from . import run_meta, write_json
-from .band_energy import EDGES_HZ, band_ratios
+from .band_energy import EDGES_HZ, BandSums
 
 MODULE = "examples.telugu_codec.studies.checkpoints"
 
 
 @torch.no_grad()
-def score(model: TeluguCodec, clips: list) -> dict[str, float]:
-    """Mean SNR, SI-SNR, mel distance, PESQ-WB and STOI of ``clips`` through the codes."""
-    rows = []
+def score(model: TeluguCodec, clips: list) -> dict[str, Any]:
+    """Mean SNR, SI-SNR, mel distance, PESQ-WB and STOI of ``clips`` through the codes, and
+    per band the decoded energy against the input's (``codes_vs_input_db``)."""
+    rows, bands = [], BandSums(model.cfg.sample_rate)
     for clip in clips:
-        x = torch.from_numpy(clip.audio)[None, None].float()
-        y = model.decode(model.encode(pad_to_hop(x, model.hop_length)))
-        rows.append(all_metrics(clip.audio, y[0, 0, :x.shape[-1]].numpy()))
-    return mean_metrics(rows)
+        x = pad_to_hop(torch.from_numpy(clip.audio)[None, None].float(), model.hop_length)
+        y = model.decode(model.encode(x))
+        rows.append(all_metrics(clip.audio, y[0, 0, :len(clip.audio)].numpy()))
+        bands.add("input", x)
+        bands.add("codes", y)
+    return {**mean_metrics(rows), "codes_vs_input_db": bands.db("codes", "input")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(path)
         entry: dict = {"path": str(path)}
         for set_name, clips in sets.items():
-            entry[set_name] = {**score(model, clips),
-                               "codes_vs_input_db": band_ratios(model, clips)["codes_vs_input_db"]}
+            entry[set_name] = score(model, clips)
         out["checkpoints"][name] = entry
         print(name + ": " + " | ".join(
             f"{s}: SI-SNR {r['si_snr']:.2f} mel {r['mel_distance']:.3f} PESQ "
