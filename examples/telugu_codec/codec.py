@@ -48,15 +48,17 @@ class CodeFileError(ValueError):
     """A code file that is damaged, truncated, or made by another model."""
 
 
+# CodecConfig fields added after code files were first written, with their defaults
+_LATER_FIELDS: dict[str, object] = {"istft_n_fft": None, "head_upsample": 1}
+
+
 def model_fingerprint(model: TeluguCodec) -> bytes:
     """8 bytes that identify the codec's configuration (not its weights)."""
     import hashlib
     d = model.cfg.to_dict()
-    # fields added later, at their defaults: files from before still match
-    if d.get("istft_n_fft") is None:
-        d.pop("istft_n_fft", None)
-    if d.get("head_upsample", 1) == 1:
-        d.pop("head_upsample", None)
+    for name, default in _LATER_FIELDS.items():  # at their defaults: older files still match
+        if d.get(name, default) == default:
+            d.pop(name, None)
     cfg = json.dumps(d, sort_keys=True).encode()
     return hashlib.sha256(cfg).digest()[:8]
 
